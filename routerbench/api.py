@@ -1,0 +1,69 @@
+"""Python entry points: load a trained router once, route texts.
+
+    >>> from routerbench.api import load_router
+    >>> router = load_router("runs/x/checkpoints/best.ckpt")
+    >>> router.route(["What is 2 + 2?"])[0]["llm"]
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from routerbench.config import _import
+from routerbench.data.errors import DataError
+
+
+class LoadedRouter:
+    """A trained router with its encoder, as stored in the checkpoint (loaded once)."""
+
+    def __init__(self, model, encoder, path: str):
+        self.model, self.encoder, self.path = model.eval(), encoder, path
+        self.llm_names: list[str] = list(model.meta.get("llm_names") or model.hparams.llm_names)
+
+    @torch.no_grad()
+    def route_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Chosen LLM indices [N] and confidences [N, T] for embeddings [N, D]."""
+        out = self.model({"x": torch.as_tensor(x, dtype=torch.float32)})
+        return self.model.route(out).numpy(), self.model.confidences(out).float().numpy()
+
+    @torch.no_grad()
+    def route(self, texts: list[str], batch_size: int = 256, progress: bool = False) -> list[dict]:
+        """Route texts: one ``{"llm", "index", "probs": {llm: p}}`` per text, in order."""
+        results = []
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start : start + batch_size])
+            if self.model.text_encoder is not None:
+                out = self.model(self.model.text_encoder.tokenize(chunk))
+                idx, probs = self.model.route(out).numpy(), self.model.confidences(out).float().numpy()
+            else:
+                idx, probs = self.route_features(self.encoder.encode(chunk, progress=progress))
+            for i, p in zip(idx, probs):
+                results.append({
+                    "llm": self.llm_names[int(i)], "index": int(i),
+                    "probs": {m: round(float(v), 6) for m, v in zip(self.llm_names, p)},
+                })
+        return results
+
+
+def load_router(path: str | Path) -> LoadedRouter:
+    """Load a routerbench checkpoint: the router, its LLM names and its fitted encoder."""
+    from routerbench.encoders import encoder_from_state
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise DataError(f"{path}: not a readable checkpoint ({e})") from None
+    meta = ckpt.get("routerbench")
+    if not meta:
+        raise DataError(f"{path}: not a routerbench checkpoint (no 'routerbench' metadata)")
+    cls = _import(meta["config"]["router"]["_target_"])
+    model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=False)
+    encoder = encoder_from_state(pickle.loads(meta["encoder_state"]))
+    return LoadedRouter(model, encoder, str(path))

@@ -1,0 +1,153 @@
+"""Config groups and dotlist overrides on plain OmegaConf; ``_target_`` -> object.
+
+``configs/config.yaml`` holds the root keys and a ``defaults`` map of group -> option. A
+command line is a list of ``group=option`` (``router=routerdc``; an option may also be a path
+to a yaml file), ``experiment=name`` (``configs/experiment/name.yaml``: its ``defaults`` pick
+group options, its other keys change only what differs), and dotlist overrides
+(``router.lr=1e-4``). Composition order: root, groups, experiment, dotlist. A key that does not
+exist is an error naming the valid keys.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+from routerbench.paths import config_root
+
+GROUPS = ("router", "data", "encoder", "trainer", "logger")
+
+
+class ConfigError(ValueError):
+    """A bad config or override; the message is the whole user-facing text."""
+
+
+def _load_yaml(path: Path) -> DictConfig:
+    try:
+        return OmegaConf.load(path)
+    except Exception as e:  # yaml errors carry line numbers in their text
+        raise ConfigError(f"{path}: cannot read config: {e}") from None
+
+
+def _option_path(root: Path, group: str, option: str) -> Path:
+    p = Path(option)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        return p
+    path = root / group / f"{option}.yaml"
+    if not path.exists():
+        valid = sorted(q.stem for q in (root / group).glob("*.yaml"))
+        raise ConfigError(f"unknown {group} option {option!r}; valid: {', '.join(valid)}")
+    return path
+
+
+def _valid_keys(cfg, prefix: str) -> str:
+    node = OmegaConf.select(cfg, prefix) if prefix else cfg
+    keys = list(node.keys()) if isinstance(node, DictConfig) else []
+    return ", ".join(str(k) for k in keys) or "(none)"
+
+
+def _merge_strict(base: DictConfig, other, what: str) -> DictConfig:
+    OmegaConf.set_struct(base, True)
+    try:
+        return OmegaConf.merge(base, other)
+    except (ConfigKeyError, ConfigAttributeError) as e:
+        key = getattr(e, "full_key", None) or str(e)
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        raise ConfigError(
+            f"{what}: unknown config key {key!r}; valid keys{' of ' + parent if parent else ''}: "
+            f"{_valid_keys(base, parent)}"
+        ) from None
+
+
+def compose(overrides: list[str] | tuple = (), config_dir: str | Path | None = None) -> DictConfig:
+    """Compose the run config from the config groups and command-line overrides.
+
+    Args:
+        overrides: ``group=option``, ``experiment=name`` and dotlist ``a.b=value`` items.
+        config_dir: the configs folder (default ``routerbench.paths.config_root()``).
+
+    Raises:
+        ConfigError: unknown group option, unknown key, or a malformed override.
+    """
+    root = Path(config_dir) if config_dir else config_root()
+    base = _load_yaml(root / "config.yaml")
+    choices = dict(base.pop("defaults", {}))
+    groups, dotlist, experiment = {}, [], None
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        if key in GROUPS:
+            groups[key] = value
+        elif key == "experiment":
+            experiment = value
+        else:
+            dotlist.append(item)
+    exp_cfg = None
+    if experiment:
+        exp_cfg = _load_yaml(_option_path(root, "experiment", experiment))
+        for g, opt in dict(exp_cfg.pop("defaults", {}) or {}).items():
+            if g not in GROUPS:
+                raise ConfigError(f"experiment {experiment}: unknown group {g!r}; valid: {', '.join(GROUPS)}")
+            choices[g] = opt
+    choices.update(groups)
+    cfg = base
+    for g in GROUPS:
+        if g in choices and choices[g] is not None:
+            cfg[g] = _load_yaml(_option_path(root, g, str(choices[g])))
+    cfg["choices"] = {**{g: choices.get(g) for g in GROUPS}, "experiment": experiment}
+    if exp_cfg is not None:
+        cfg = _merge_strict(cfg, exp_cfg, f"experiment {experiment}")
+    if dotlist:
+        try:
+            dl = OmegaConf.from_dotlist(dotlist)
+        except Exception as e:
+            raise ConfigError(f"malformed override in {dotlist}: {e}") from None
+        cfg = _merge_strict(cfg, dl, "command line")
+    OmegaConf.set_struct(cfg, False)
+    return cfg
+
+
+def _import(target: str):
+    mod, _, name = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(mod), name)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"_target_ {target!r} cannot be imported: {e}") from None
+
+
+def constructor_args(cls) -> set[str]:
+    """Names a class accepts, following ``**kwargs`` up its bases."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        names |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"self"}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def instantiate(cfg, **extra):
+    """Build ``cfg._target_`` with the config's other keys plus ``extra`` as arguments.
+
+    Raises:
+        ConfigError: a key the constructor does not take (the valid ones are listed).
+    """
+    args = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    target = args.pop("_target_", None)
+    if not target:
+        raise ConfigError("config has no _target_")
+    cls = _import(target)
+    valid = constructor_args(cls)
+    unknown = sorted(set(args) - valid)
+    if unknown:
+        raise ConfigError(
+            f"{target}: unknown argument(s) {unknown}; valid: {', '.join(sorted(valid - set(extra)))}"
+        )
+    return cls(**args, **extra)

@@ -1,0 +1,175 @@
+"""Generic formats (JSONL and CSV) and the record -> ScoreTable translation all readers share.
+
+JSONL, one query per line (blank lines are skipped)::
+
+    {"id": "q1", "question": "2+2?", "scores": {"small": 0, "large": 1},
+     "costs": {"small": 0.0001, "large": 0.002}, "task": "math", "cluster_id": 0}
+
+``question`` and ``scores`` are required; ``id``, ``costs``, ``task``, ``cluster_id`` are
+optional but, when given on one line, must be given on every line; ``meta`` (anything) is
+ignored; any other key is an error.
+
+CSV, one query per row (header on line 1)::
+
+    id,question,task,cluster_id,score:small,score:large,cost:small,cost:large
+    q1,2+2?,math,0,0,1,0.0001,0.002
+
+``question`` and at least one ``score:<llm>`` column are required; ``cost:<llm>`` columns, when
+present, must name exactly the score LLMs; columns starting with ``meta:`` are ignored; any
+other column is an error. An empty score or cost cell is NaN (see the NaN policy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from routerbench.data import validate as V
+from routerbench.data.errors import DataError
+from routerbench.data.table import ScoreTable
+
+JSONL_KEYS = ("id", "question", "scores", "costs", "task", "cluster_id", "meta")
+CSV_COLUMNS = ("id", "question", "task", "cluster_id", "score:<llm>", "cost:<llm>", "meta:<anything>")
+
+JSONL_NAMES = V.FieldNames()
+CSV_NAMES = V.FieldNames(
+    scores="score:<llm>", score=lambda m: f"score:{m}", cost=lambda m: f"cost:{m}"
+)
+
+
+def _given(value) -> bool:
+    return not V.is_missing(value)
+
+
+def records_to_table(records: list[dict], wheres: list[str], path, *, task: str | None, role: str,
+                     default_task: str, names: V.FieldNames = JSONL_NAMES,
+                     lenient_ids: bool = False) -> ScoreTable:
+    """Translate parsed records into a ScoreTable (the rules are filled in by ``read_file``).
+
+    Args:
+        records: dicts with ``question``, ``scores`` ({llm: value}) and optionally ``costs``
+            ({llm: value}), ``id``, ``task``, ``cluster_id``; values may be numbers or text.
+        wheres: each record's location (``FILE:line N`` / ``FILE:item N`` / ``FILE:row N``).
+        path: the file, for file-level messages.
+        task: the caller's task name for every row, or None (each row's ``task``, else
+            ``default_task``).
+        role: the role of every row.
+        default_task: task when neither the caller nor the record names one.
+        names: how the format names its fields (for messages).
+        lenient_ids: a repeated id with a different text is renamed (with a note), not an error.
+    """
+    if not records:
+        raise DataError.at(path, msg="empty file (no rows)")
+    llms: list[str] | None = None
+    llm_set: set[str] = set()
+    texts, tasks, scores, costs, clusters, ids = [], [], [], [], [], []
+    has_cost, has_cl, has_id, has_task = [], [], [], []
+    for rec, where in zip(records, wheres):
+        texts.append(V.text_value(V.require(rec, "question", where, names.question), where, names.question))
+        sc = V.require(rec, "scores", where, names.scores)
+        if not isinstance(sc, dict) or not sc:
+            raise DataError.at(where, field=names.scores,
+                               msg=f"expected a non-empty object {{llm: score}}, got {sc!r:.60}")
+        if llms is None:
+            llms, llm_set, first = [str(m) for m in sc], set(map(str, sc)), where
+        elif set(sc) != llm_set:
+            V.check_llm_set(sc.keys(), llms, where, first, names.scores)
+        scores.append([V.number(sc[m], where, names.score(m)) for m in llms])
+        co = rec.get("costs")
+        has_cost.append(co is not None)
+        if co is not None:
+            if not isinstance(co, dict):
+                raise DataError.at(where, field="costs", msg=f"expected an object {{llm: cost}}, got {co!r:.60}")
+            V.check_llm_set(co.keys(), llms, where, "the scores of this row", "costs")
+            costs.append([V.number(co[m], where, names.cost(m), what="cost") for m in llms])
+        has_cl.append(_given(rec.get("cluster_id")))
+        clusters.append(V.cluster_value(rec["cluster_id"], where, names.cluster_id) if has_cl[-1] else -1)
+        has_id.append(_given(rec.get("id")))
+        ids.append(str(rec["id"]).strip() if has_id[-1] else None)
+        has_task.append(_given(rec.get("task")))
+        tasks.append(str(rec["task"]).strip() if has_task[-1] else None)
+    V.check_all_or_none(has_cost, wheres, "costs")
+    cl = V.check_all_or_none(has_cl, wheres, names.cluster_id)
+    notes = []
+    if task is not None:
+        tasks = [task] * len(records)
+    elif V.check_all_or_none(has_task, wheres, names.task):
+        pass
+    else:
+        tasks = [default_task] * len(records)
+    if V.check_all_or_none(has_id, wheres, names.id):
+        ids, note = V.unique_ids(ids, wheres, names.id, texts, lenient=lenient_ids, label=str(path))
+        if note:
+            notes.append(note)
+    else:
+        ids = default_ids(tasks, role)
+    return ScoreTable(
+        llms=llms, ids=np.array(ids, dtype=object), texts=texts, tasks=np.array(tasks, dtype=object),
+        roles=np.array([role] * len(records), dtype=object), scores=np.array(scores, dtype=np.float64),
+        rules={}, costs=np.array(costs, dtype=np.float64) if any(has_cost) else None,
+        cluster_ids=np.array(clusters, dtype=np.int64) if cl else None, sources=list(wheres), notes=notes,
+    )
+
+
+def default_ids(tasks: list[str], role: str) -> list[str]:
+    """``<task>/<role>/<n>`` with n counting each task's rows from 1 (files without ids)."""
+    count: dict[str, int] = {}
+    out = []
+    for t in tasks:
+        count[t] = count.get(t, 0) + 1
+        out.append(f"{t}/{role}/{count[t]}")
+    return out
+
+
+def read_jsonl(path, *, task: str | None = None, role: str = "train") -> ScoreTable:
+    """Read a generic JSONL score file (see the module docstring)."""
+    text = V.read_text(path)
+    records, wheres = [], []
+    for ln, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        item = V.parse_json(line, path, line=ln)
+        where = f"{path}:line {ln}"
+        if not isinstance(item, dict):
+            raise DataError.at(where, msg=f"expected a JSON object, got {type(item).__name__}")
+        unknown = [k for k in item if k not in JSONL_KEYS]
+        if unknown:
+            raise DataError.at(where, field=unknown[0], msg=f"unknown field; valid: {', '.join(JSONL_KEYS)}")
+        records.append(item)
+        wheres.append(where)
+    return records_to_table(records, wheres, path, task=task, role=role,
+                            default_task=Path(path).stem, names=JSONL_NAMES)
+
+
+def is_generic_header(header: list[str]) -> bool:
+    """Whether a CSV header is the generic layout (a ``question`` or ``score:`` column)."""
+    return "question" in header or any(h.startswith("score:") for h in header)
+
+
+def read_generic_csv(path, *, task: str | None = None, role: str = "train") -> ScoreTable:
+    """Read a generic CSV score file (see the module docstring)."""
+    header, rows, lines = V.parse_csv(V.read_text(path), path)
+    hdr = f"{path}:line 1"
+    for h in header:
+        if not (h in ("id", "question", "task", "cluster_id") or h.startswith(("score:", "cost:", "meta:"))):
+            raise DataError.at(hdr, field=h, msg=f"unknown column; valid: {', '.join(CSV_COLUMNS)}")
+    if "question" not in header:
+        raise DataError.at(hdr, field="question", msg="missing column (required)")
+    llms = [h[6:] for h in header if h.startswith("score:")]
+    cost_llms = [h[5:] for h in header if h.startswith("cost:")]
+    if not llms:
+        raise DataError.at(hdr, field="score:<llm>", msg="no score columns (one 'score:<llm>' column per LLM)")
+    if cost_llms and set(cost_llms) != set(llms):
+        V.check_llm_set(cost_llms, llms, hdr, "the score:<llm> columns", "cost:<llm>")
+    col = {h: i for i, h in enumerate(header)}
+    records = []
+    for row in rows:
+        rec = {k: row[col[k]] for k in ("id", "question", "task", "cluster_id") if k in col}
+        rec["scores"] = {m: row[col[f"score:{m}"]] for m in llms}
+        if cost_llms:
+            rec["costs"] = {m: row[col[f"cost:{m}"]] for m in llms}
+        records.append(rec)
+    wheres = [f"{path}:line {ln}" for ln in lines]
+    return records_to_table(records, wheres, path, task=task, role=role,
+                            default_task=Path(path).stem, names=CSV_NAMES)

@@ -1,0 +1,156 @@
+"""RouterBench wide tables, as CSV or as a pandas pickle (one shared translation).
+
+Columns: ``sample_id, prompt, eval_name``, one score column per LLM, one ``<llm>|total_cost``
+column per LLM (US dollars for that query), ``oracle_model_to_route_to``, optional
+``cluster_id``. The LLMs are the score columns that have a matching ``|total_cost`` column, in
+header order; a file without cost columns takes every numeric column that is not one of the
+above (and has no ``|`` in its name) as an LLM. ``prompt`` holds a python-list string such as
+``"['Write a ...']"``: its strings are joined with newlines into the query text.
+
+Task = ``eval_name`` unless the caller names one. Rows are located by CSV line (the header is
+line 1) or, for a pickle, by 1-based row position (``FILE:row 7``). RouterBench reuses a
+``sample_id`` for different prompts; such later rows are kept as ``ID#2``, ... with a note.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from pathlib import Path
+
+from routerbench.data import validate as V
+from routerbench.data.errors import DataError
+from routerbench.data.formats.generic import records_to_table
+from routerbench.data.table import ScoreTable
+
+COST = "|total_cost"
+META = ("sample_id", "prompt", "eval_name", "oracle_model_to_route_to", "cluster_id")
+NAMES = V.FieldNames(
+    question="prompt", scores="<llm> score columns", score=lambda m: m, cost=lambda m: f"{m}{COST}",
+    id="sample_id", task="eval_name", cluster_id="cluster_id",
+)
+
+
+def is_routerbench_header(header: list[str]) -> bool:
+    """Whether a CSV header is RouterBench's (``prompt`` plus ``eval_name`` or cost columns)."""
+    return "prompt" in header and ("eval_name" in header or any(h.endswith(COST) for h in header))
+
+
+def prompt_text(raw):
+    """The query text of a RouterBench ``prompt`` cell (a python-list string, or plain text)."""
+    if isinstance(raw, (list, tuple)):
+        value = raw
+    elif not isinstance(raw, str) or not raw.strip():
+        return raw
+    elif raw.lstrip()[:1] in "['\"(":
+        try:
+            value = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+            return raw
+    else:
+        return raw
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(x, str) for x in value):
+        return "\n".join(value)
+    return raw
+
+
+def _is_number(v) -> bool:
+    if V.is_missing(v):
+        return True
+    if isinstance(v, bool):
+        return False
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def llm_columns(header: list[str], rows: list[list], header_where: str) -> tuple[list[str], bool, list[str]]:
+    """(LLM names in header order, whether cost columns exist, ignored column names)."""
+    cost_of = [h[: -len(COST)] for h in header if h.endswith(COST)]
+    if cost_of:
+        for m in cost_of:
+            if m not in header:
+                raise DataError.at(header_where, field=f"{m}{COST}",
+                                   msg=f"cost column without a score column {m!r}")
+        llms = [h for h in header if h in cost_of]
+    else:
+        llms = [
+            h for j, h in enumerate(header)
+            if h not in META and "|" not in h and all(_is_number(r[j]) for r in rows)
+        ]
+    if not llms:
+        raise DataError.at(header_where, field="<llm>", msg="no LLM score columns (a score column per LLM, "
+                           "with a matching '<llm>|total_cost' column)")
+    ignored = [h for h in header if h not in META and "|" not in h and h not in llms]
+    return llms, bool(cost_of), ignored
+
+
+def frame_to_table(header: list[str], rows: list[list], wheres: list[str], header_where: str, path,
+                   *, task: str | None, role: str) -> ScoreTable:
+    """Translate a RouterBench wide table (header + rows of cells) into a ScoreTable."""
+    if not rows:
+        raise DataError.at(path, msg="empty file (no data rows)")
+    if "prompt" not in header:
+        raise DataError.at(header_where, field="prompt", msg="missing column (required)")
+    llms, has_cost, ignored = llm_columns(header, rows, header_where)
+    col = {h: i for i, h in enumerate(header)}
+    records = []
+    for row in rows:
+        rec = {"question": prompt_text(row[col["prompt"]])}
+        for key in ("sample_id", "eval_name", "cluster_id"):
+            if key in col:
+                rec[{"sample_id": "id", "eval_name": "task"}.get(key, key)] = row[col[key]]
+        rec["scores"] = {m: row[col[m]] for m in llms}
+        if has_cost:
+            rec["costs"] = {m: row[col[m + COST]] for m in llms}
+        records.append(rec)
+    table = records_to_table(records, wheres, path, task=task, role=role, default_task=Path(path).stem,
+                             names=NAMES, lenient_ids=True)
+    if ignored:
+        table.notes.append(f"{path}: ignored columns {ignored} (not LLM score columns: no '<llm>{COST}' column)")
+    return table
+
+
+def read_routerbench_csv(path, *, task: str | None = None, role: str = "train") -> ScoreTable:
+    """Read a RouterBench CSV (see the module docstring)."""
+    header, rows, lines = V.parse_csv(V.read_text(path), path)
+    wheres = [f"{path}:line {ln}" for ln in lines]
+    return frame_to_table(header, rows, wheres, f"{path}:line 1", path, task=task, role=role)
+
+
+def read_routerbench_pickle(path, *, task: str | None = None, role: str = "train") -> ScoreTable:
+    """Read a RouterBench frame pickled with pandas (``DataFrame.to_pickle``).
+
+    Unpickling runs code from the file: read only pickles you trust.
+    """
+    import pandas as pd
+
+    p = V.check_readable(path)
+    try:
+        df = pd.read_pickle(p)
+    except Exception as e:  # pickle raises many types; all mean "not a readable pickle"
+        raise DataError.at(path, msg=f"cannot read as a pandas pickle ({type(e).__name__}: {e})") from None
+    if not isinstance(df, pd.DataFrame):
+        raise DataError.at(path, msg=f"expected a pickled pandas DataFrame, got {type(df).__name__}")
+    header = [str(c) for c in df.columns]
+    for i, h in enumerate(header):
+        if h in header[:i]:
+            raise DataError.at(path, field=h, msg="column name appears twice")
+    rows = [[None if _scalar_na(v) else v for v in r] for r in df.astype(object).values.tolist()]
+    wheres = [f"{path}:row {i}" for i in range(1, len(rows) + 1)]
+    return frame_to_table(header, rows, wheres, str(path), path, task=task, role=role)
+
+
+def _scalar_na(v) -> bool:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return True
+    try:
+        import pandas as pd
+
+        return v is pd.NA or v is pd.NaT
+    except ImportError:  # pragma: no cover
+        return False

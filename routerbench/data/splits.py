@@ -1,0 +1,45 @@
+"""Validation split and training-set sampling (test rows are never touched here)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from routerbench.data.table import ScoreTable
+
+
+def split_train_val(table: ScoreTable, val_fraction: float = 0.1, seed: int = 0) -> ScoreTable:
+    """Move a seeded, task-stratified ``val_fraction`` of the train rows to role ``val``.
+
+    Rows already marked ``val`` by a data file are kept as they are; with such rows present no
+    extra split is made. Every task with at least two train rows keeps at least one of each.
+    """
+    roles = table.roles.copy()
+    if val_fraction <= 0 or (roles == "val").any():
+        return table
+    rng = np.random.default_rng(seed)
+    for task in table.task_names:
+        idx = np.flatnonzero((table.tasks == task) & (roles == "train"))
+        if len(idx) < 2:
+            continue
+        k = min(len(idx) - 1, max(1, int(round(val_fraction * len(idx)))))
+        roles[rng.choice(idx, size=k, replace=False)] = "val"
+    return replace(table, roles=roles)
+
+
+def sample_per_task(table: ScoreTable, n: int | None, role: str = "train") -> np.ndarray:
+    """Row indices of the training set, the official RouterDC way when ``n`` is given.
+
+    ``n`` rows per task: a larger task is truncated to its first ``n`` rows, a smaller one is
+    repeated (cyclically, in file order) up to ``n``. ``None`` gives every row once.
+    """
+    rows = np.flatnonzero(table.roles == role)
+    if n is None:
+        return rows
+    out = []
+    for task in table.task_names:
+        idx = rows[table.tasks[rows] == task]
+        if len(idx):
+            out.append(np.resize(idx, n))
+    return np.concatenate(out) if out else rows[:0]

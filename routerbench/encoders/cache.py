@@ -1,0 +1,239 @@
+"""On-disk embedding cache keyed by encoder identity and per-text sha1.
+
+Layout (``cache_dir`` defaults to ``routerbench.paths.cache_root() / "embeddings"``)::
+
+    <cache_dir>/<first 16 hex of sha1(identity)>/
+        meta.json                    {"format": 1, "identity": {...}, "dim": D}
+        shard-<time>-<pid>-<rand>.npz  keys: [n] sha1 hex (S40), emb: float32 [n, D]
+
+Every file is written atomically (temporary file in the same folder, fsync, ``os.replace``),
+so a crash never leaves a file that a later read trusts; readers only look at ``shard-*.npz``.
+A lookup loads the shards, encodes only the texts not found (each distinct text once) and
+writes them as one new shard. Stale data is rebuilt with a warning: a ``meta.json`` whose
+identity or dimension differs (its shards are deleted), or a shard that is unreadable, corrupt
+or of the wrong dimension (that shard is deleted and its texts re-encoded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from routerbench.encoders.base import Encoder, identity_hash
+
+log = logging.getLogger(__name__)
+FORMAT = 1
+TMP_MAX_AGE_S = 3600  # leftovers of crashed writers older than this are removed
+
+
+def text_key(text: str) -> str:
+    """sha1 hex of the UTF-8 text: the per-text cache key."""
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write ``path`` atomically: ``write(fileobj)`` into a temp file beside it, fsync, rename.
+
+    On any failure the temporary file is removed and the exception re-raised; ``path`` is
+    either untouched or complete.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+class EmbeddingCache:
+    """The cache folder of one encoder identity.
+
+    Args:
+        root: the cache root (``<root>/<identity hash>/`` is this encoder's folder).
+        identity: the encoder's ``identity()``.
+        dim: the encoder's output dimension.
+    """
+
+    def __init__(self, root: Path, identity: dict, dim: int) -> None:
+        self.identity = json.loads(json.dumps(identity, sort_keys=True))
+        self.dim = int(dim)
+        self.folder = Path(root) / identity_hash(identity)[:16]
+
+    # ---- meta ------------------------------------------------------------------------
+    def _meta(self) -> dict:
+        return {"format": FORMAT, "identity": self.identity, "dim": self.dim}
+
+    def open(self) -> None:
+        """Create the folder and meta.json, or wipe the shards if meta.json is stale."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        meta_path = self.folder / "meta.json"
+        if meta_path.exists():
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, ValueError) as e:
+                meta, why = None, f"unreadable ({e})"
+            else:
+                why = "" if meta == self._meta() else "written for another encoder identity/dimension"
+            if not why:
+                self._remove_old_tmp()
+                return
+            shards = self.shards()
+            log.warning("embedding cache %s: meta.json %s; discarding its %d shard(s) and rebuilding",
+                        self.folder, why, len(shards))
+            for p in shards:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+        blob = json.dumps(self._meta(), indent=1, sort_keys=True).encode()
+        atomic_write(meta_path, lambda f: f.write(blob))
+
+    def _remove_old_tmp(self) -> None:
+        now = time.time()
+        for p in self.folder.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - p.stat().st_mtime > TMP_MAX_AGE_S:
+                    p.unlink()
+
+    # ---- shards ----------------------------------------------------------------------
+    def shards(self) -> list[Path]:
+        """The shard files (never temporary files)."""
+        return sorted(self.folder.glob("shard-*.npz"))
+
+    def _read_shard(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """(keys [n] str, emb [n, D] float32) of one shard; raises ValueError if it is bad."""
+        with np.load(path, allow_pickle=False) as z:
+            if set(z.files) != {"keys", "emb"}:
+                raise ValueError(f"members {sorted(z.files)}, expected ['emb', 'keys']")
+            keys, emb = z["keys"], z["emb"]
+        if keys.ndim != 1 or keys.dtype.kind not in "SU":
+            raise ValueError(f"keys have shape {keys.shape} and dtype {keys.dtype}")
+        if emb.ndim != 2 or emb.shape != (len(keys), self.dim):
+            raise ValueError(f"emb has shape {emb.shape}, expected ({len(keys)}, {self.dim})")
+        if emb.dtype != np.float32 or not np.isfinite(emb).all():
+            raise ValueError(f"emb is {emb.dtype} or holds non-finite values")
+        return keys.astype(str), emb
+
+    def load(self, wanted: set[str]) -> dict[str, np.ndarray]:
+        """Cached vectors of the ``wanted`` keys; bad shards are deleted with a warning."""
+        found: dict[str, np.ndarray] = {}
+        for path in self.shards():
+            try:
+                keys, emb = self._read_shard(path)
+            except FileNotFoundError:  # removed meanwhile by another process
+                continue
+            except Exception as e:  # truncated zip, bad CRC, wrong shape, ...
+                log.warning("embedding cache: shard %s is corrupt (%s: %s); deleting it, its texts "
+                            "will be re-encoded", path, type(e).__name__, str(e)[:200])
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
+            for i, k in enumerate(keys):
+                if k in wanted:
+                    found[k] = emb[i]
+        return found
+
+    def write(self, keys: list[str], emb: np.ndarray) -> Path:
+        """Write one new shard atomically. Returns its path."""
+        emb = np.ascontiguousarray(emb, dtype=np.float32)
+        name = f"shard-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npz"
+        path = self.folder / name
+        karr = np.asarray(keys, dtype="S40")
+        atomic_write(path, lambda f: np.savez(f, keys=karr, emb=emb))
+        return path
+
+
+def _encode_checked(encoder: Encoder, texts: list[str], progress: bool) -> np.ndarray:
+    out = np.asarray(encoder.encode(texts, progress=progress), dtype=np.float32)
+    if out.shape != (len(texts), encoder.dim):
+        raise ValueError(f"{type(encoder).__name__}.encode returned shape {out.shape} for "
+                         f"{len(texts)} texts, expected ({len(texts)}, {encoder.dim})")
+    return out
+
+
+def cached_encode(
+    encoder: Encoder,
+    texts: list[str],
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Embed ``texts`` with ``encoder``, reusing and extending the on-disk cache.
+
+    Each distinct text is encoded at most once; encoders with ``cacheable = False`` (TF-IDF)
+    are recomputed; an encoder with ``parts``/``combine`` (``ConcatEncoder``) is cached part
+    by part. If the cache cannot be written (e.g. a read-only disk) the embeddings are still
+    returned, with a warning.
+
+    Args:
+        encoder: a (fitted) encoder.
+        texts: the texts, in the order of the rows wanted.
+        cache_dir: cache root (default ``routerbench.paths.cache_root() / "embeddings"``).
+        progress: progress bar while encoding the missing texts.
+
+    Returns:
+        float32 ``[len(texts), encoder.dim]`` in input order.
+    """
+    texts = [str(t) for t in texts]
+    if hasattr(encoder, "parts") and hasattr(encoder, "combine"):
+        return encoder.combine([cached_encode(p, texts, cache_dir, progress) for p in encoder.parts])
+    keys = [text_key(t) for t in texts]
+    first: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    uniq = list(first)
+    pos = {k: j for j, k in enumerate(uniq)}
+    index = np.fromiter((pos[k] for k in keys), dtype=np.int64, count=len(keys))
+    dim = encoder.dim
+    if not encoder.cacheable:
+        return _encode_checked(encoder, [texts[first[k]] for k in uniq], progress)[index]
+
+    if cache_dir is None:
+        from routerbench.paths import cache_root
+
+        cache_dir = cache_root() / "embeddings"
+    cache = EmbeddingCache(Path(cache_dir), encoder.identity(), dim)
+    try:
+        cache.open()
+        found = cache.load(set(uniq))
+    except OSError as e:
+        log.warning("embedding cache %s unusable (%s); encoding without cache", cache.folder, e)
+        cache, found = None, {}
+    missing = [k for k in uniq if k not in found]
+    log.info("embedding cache: %d of %d distinct texts cached, encoding %d", len(uniq) - len(missing),
+             len(uniq), len(missing))
+    if missing:
+        new = _encode_checked(encoder, [texts[first[k]] for k in missing], progress)
+        found.update(zip(missing, new))
+        if cache is not None:
+            try:
+                cache.write(missing, new)
+            except OSError as e:
+                log.warning("embedding cache: could not write a shard in %s (%s); %d embeddings not "
+                            "cached", cache.folder, e, len(missing))
+    table = np.empty((len(uniq), dim), dtype=np.float32)
+    for j, k in enumerate(uniq):
+        table[j] = found[k]
+    return table[index]

@@ -1,0 +1,85 @@
+"""``routerbench test``: evaluate a checkpoint on any score files, without retraining."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from routerbench.api import load_router
+from routerbench.data.errors import DataError
+from routerbench.data.table import ScoreTable
+from routerbench.reporting.run import evaluate_rows, routed_per_task, test_baselines, write_run_files
+
+
+def _files_table(files, task, role, rule, nan_policy, rules: dict) -> ScoreTable:
+    from routerbench.data.formats import read_file
+    from routerbench.data.loading import load_dataset
+
+    specs = []
+    for f in files:
+        t = task or None
+        spec = {"path": str(Path(f).resolve()), "role": role}
+        probe = read_file(f, task=t, role=role, rule=rule or "multi_attempt", nan_policy=nan_policy)
+        tasks = probe.task_names
+        if len(tasks) == 1:
+            spec["task"] = tasks[0]
+            spec["rule"] = rule or rules.get(tasks[0]) or probe.rules[tasks[0]]
+        elif rule:
+            spec["rule"] = rule
+        specs.append(spec)
+    return load_dataset(specs, root=None, nan_policy=nan_policy)
+
+
+def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_policy="error",
+                    output_dir=None, overrides=()):
+    """Evaluate ``ckpt`` on ``files`` (or on its own data config's test rows).
+
+    Returns:
+        (metrics dict, output directory).
+    """
+    from routerbench.config import compose
+    from routerbench.encoders.cache import cached_encode
+    from routerbench.pipeline import build_table, cache_dir
+
+    router = load_router(ckpt)
+    meta = router.model.meta
+    cfg = OmegaConf.create(meta["config"])
+    if overrides:
+        over = compose(list(overrides))
+        for key in ("data",):
+            if any(o.startswith(key) for o in overrides):
+                cfg[key] = over[key]
+    if files:
+        table = _files_table(files, task, role, rule, nan_policy, meta.get("rules", {}))
+    else:
+        table = build_table(cfg.data)
+    if list(table.llms) != router.llm_names:
+        if sorted(table.llms) != sorted(router.llm_names):
+            raise DataError(
+                f"score files have LLMs {table.llms}, the checkpoint was trained on {router.llm_names}"
+            )
+        order = [table.llms.index(m) for m in router.llm_names]
+        table = ScoreTable(**{**table.__dict__, "llms": router.llm_names, "scores": table.scores[:, order],
+                              "costs": None if table.costs is None else table.costs[:, order]})
+    rows = np.flatnonzero(np.isin(table.roles, ["test_id", "test_ood"]))
+    if not len(rows):
+        raise DataError("no test rows to evaluate (files need role test_id or test_ood)")
+    sub = table.select(rows)
+    x = cached_encode(router.encoder, sub.texts, cache_dir(cfg) / "embeddings", progress=bool(cfg.get("progress", True))) if router.model.text_encoder is None else None
+    if x is not None:
+        choice, _ = router.route_features(x)
+    else:
+        choice = np.array([r["index"] for r in router.route(sub.texts)])
+    metrics = {"router": type(router.model).__name__, "checkpoint": str(ckpt)}
+    all_rows = np.arange(len(sub))
+    metrics.update(evaluate_rows(sub, all_rows, choice))
+    metrics["routed_per_task"] = routed_per_task(sub, all_rows, choice)
+    metrics["baselines"] = test_baselines(sub, all_rows, int(meta.get("best_single", 0)))
+    metrics["notes"] = list(table.notes)
+    out = Path(output_dir) if output_dir else Path(ckpt).resolve().parent.parent / f"test-{time.strftime('%Y%m%d-%H%M%S')}"
+    cfg.choices.encoder = cfg.choices.get("encoder")
+    write_run_files(out, cfg, metrics, sub)
+    return metrics, out

@@ -1,0 +1,126 @@
+"""From a composed config to a ready DataModule: table, split, encoder, cache, cluster ids."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from routerbench.data.errors import DataError
+from routerbench.data.splits import split_train_val
+from routerbench.data.table import ScoreTable
+from routerbench.paths import cache_root, project_root
+
+log = logging.getLogger("routerbench")
+
+
+def resolve_root(root) -> Path | None:
+    """A data root from the config: relative paths are relative to the project root."""
+    if root is None:
+        return None
+    p = Path(str(root)).expanduser()
+    return p if p.is_absolute() else (project_root() / p).resolve()
+
+
+def data_files(data_cfg) -> list[Path]:
+    """Absolute paths of the data config's files."""
+    root = resolve_root(data_cfg.get("root"))
+    return [Path(f["path"]) if Path(f["path"]).is_absolute() else root / f["path"] for f in data_cfg.files]
+
+
+def build_table(data_cfg) -> ScoreTable:
+    """Load (or generate) the data set named by a data config, with the price table applied."""
+    d = OmegaConf.to_container(data_cfg, resolve=True) if isinstance(data_cfg, DictConfig) else data_cfg
+    if d["source"] == "synthetic":
+        from routerbench.data.synthetic import make_synthetic
+
+        table = make_synthetic(**(d.get("synthetic") or {}))
+    elif d["source"] == "files":
+        from routerbench.data.loading import load_dataset
+
+        root = resolve_root(d.get("root"))
+        if root is not None and not root.exists():
+            raise DataError(
+                f"data root {root} does not exist (config data.root; set ROUTERBENCH_DATA to move it)"
+            )
+        table = load_dataset(d["files"], root=root, nan_policy=d.get("nan_policy", "error"))
+    else:
+        raise DataError(f"data.source must be 'files' or 'synthetic', got {d['source']!r}")
+    return apply_price_table(table, d.get("costs"))
+
+
+def apply_price_table(table: ScoreTable, prices: dict | None) -> ScoreTable:
+    """Per-query cost of each LLM from a ``{llm: $ per query}`` table (replaces file costs)."""
+    if not prices:
+        return table
+    missing = [m for m in table.llms if m not in prices]
+    extra = [m for m in prices if m not in table.llms]
+    if missing or extra:
+        raise DataError(f"data.costs: price table must name exactly the LLMs; missing {missing}, unknown {extra}")
+    row = np.array([float(prices[m]) for m in table.llms], dtype=np.float32)
+    if (row < 0).any():
+        raise DataError(f"data.costs: negative price in {prices}")
+    note = "costs from the data config's price table" + (" (file costs replaced)" if table.costs is not None else "")
+    return replace(table, costs=np.tile(row, (len(table), 1)), notes=table.notes + [note])
+
+
+def cache_dir(cfg) -> Path:
+    """The run's cache folder (``cache_dir`` or the default); embeddings/ and clusters/ inside."""
+    return Path(cfg.cache_dir) if cfg.get("cache_dir") else cache_root()
+
+
+@dataclass
+class Prepared:
+    """What every command needs: the split table, the fitted encoder, features, cluster ids."""
+
+    table: ScoreTable
+    encoder: object
+    features: np.ndarray | None
+
+
+def prepare(cfg, need_features: bool = True) -> Prepared:
+    """Build the table, split off validation, fit the encoder on train texts, embed (cached)."""
+    from routerbench.encoders import build_encoder
+    from routerbench.encoders.cache import cached_encode
+
+    table = build_table(cfg.data)
+    table = split_train_val(table, float(cfg.data.val_fraction), int(cfg.seed))
+    for note in table.notes:
+        log.warning(note)
+    encoder = build_encoder(OmegaConf.to_container(cfg.encoder, resolve=True))
+    train_texts = [t for t, r in zip(table.texts, table.roles) if r == "train"]
+    encoder.fit(train_texts)
+    features = None
+    if need_features:
+        features = cached_encode(encoder, table.texts, cache_dir(cfg) / "embeddings", progress=bool(cfg.progress))
+    if cfg.data.cluster_source == "kmeans":
+        if features is None:
+            raise DataError("data.cluster_source=kmeans needs embeddings (a frozen encoder)")
+        table = replace(table, cluster_ids=cluster_ids_for(cfg, table, features, encoder))
+    return Prepared(table, encoder, features)
+
+
+def cluster_ids_for(cfg, table: ScoreTable, features: np.ndarray, encoder) -> np.ndarray:
+    """k-means cluster ids of the train rows (val/test rows: -1), cached beside the embeddings."""
+    from routerbench.clustering import cluster_queries, load_cluster_ids, save_cluster_ids
+
+    c = cfg.cluster
+    train = np.flatnonzero(table.roles == "train")
+    text_hash = hashlib.sha1("\x00".join(table.texts[i] for i in train).encode()).hexdigest()
+    meta = {
+        "n_clusters": int(c.n_clusters), "seed": int(c.seed), "tsne_dim": c.tsne_dim,
+        "encoder": hashlib.sha1(repr(sorted(encoder.identity().items())).encode()).hexdigest(),
+        "texts": text_hash,
+    }
+    path = cache_dir(cfg) / "clusters" / f"{hashlib.sha1(repr(sorted(meta.items())).encode()).hexdigest()[:16]}.npz"
+    ids = load_cluster_ids(path, len(train), meta) if path.exists() else None
+    if ids is None:
+        ids = cluster_queries(features[train], int(c.n_clusters), seed=int(c.seed), tsne_dim=c.tsne_dim)
+        save_cluster_ids(path, ids, meta)
+    out = np.full(len(table), -1, dtype=np.int64)
+    out[train] = ids
+    return out

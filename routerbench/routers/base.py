@@ -1,0 +1,159 @@
+"""The thin Lightning base every router subclasses (one level deep).
+
+The base owns hyperparameters, one shared step for train/val/test, logging as ``stage/name``,
+the routing metric and the optimiser. A router overrides only:
+
+- ``configure_models()``: build its modules from ``self.hparams``;
+- ``forward(batch) -> dict``: at least ``"logits"`` [B, T] (per-LLM scores; ``"probs"`` too if
+  its confidences are not ``softmax(logits)``);
+- ``compute_losses(out, batch) -> dict``: ``*_loss`` terms, each logged, summed into the objective;
+- ``route(out) -> LongTensor [B]`` only if routing is not the argmax of the logits.
+
+A batch is a dict: ``x`` [B, D] cached embeddings (or ``input_ids``/``attention_mask`` when a
+trainable ``text_encoder`` is configured), ``scores`` [B, T] raw scores, ``credit`` [B, T] credit
+under each row's rule, ``costs`` [B, T] (zeros when the data has none), ``task`` [B], ``cluster``
+[B] (-1 = none) and ``index`` [B].
+"""
+
+from __future__ import annotations
+
+import torch
+from lightning import LightningModule
+
+from routerbench.metrics.routing import RoutedScore
+
+
+class BaseRouter(LightningModule):
+    """Base router: shared step, ``*_loss`` dict, routing metrics, AdamW.
+
+    Args:
+        num_llms: number of LLMs T (filled from the data).
+        embed_dim: input embedding size D (filled from the data or the text encoder).
+        llm_names: LLM names in column order (filled from the data; kept in the checkpoint).
+        task_names: task names in task-id order (filled from the data).
+        task_groups: task -> ``"id"``/``"ood"`` (filled from the data).
+        lr: learning rate of the router's own parameters.
+        weight_decay: AdamW weight decay.
+        text_encoder: optional ``routerbench.encoders.hf.HFTextEncoder`` arguments; when given,
+            batches carry tokens and the encoder is trained (whole or its top layers).
+        encoder_lr: learning rate of the text encoder (default: ``lr``).
+    """
+
+    def __init__(
+        self,
+        num_llms: int,
+        embed_dim: int,
+        llm_names: list[str] | None = None,
+        task_names: list[str] | None = None,
+        task_groups: dict[str, str] | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        text_encoder: dict | None = None,
+        encoder_lr: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.meta: dict = {}
+        self.text_encoder = None
+        if text_encoder:
+            from routerbench.encoders.hf import HFTextEncoder
+
+            self.text_encoder = HFTextEncoder(**text_encoder)
+            self.hparams.embed_dim = self.text_encoder.dim
+        self.configure_models()
+        names = list(task_names or ["all"])
+        groups = dict(task_groups or {})
+        self.val_metric = RoutedScore(names, groups, num_llms)
+        self.test_metric = RoutedScore(names, groups, num_llms)
+
+    # ---- what a router overrides -------------------------------------------------------
+    def configure_models(self) -> None:
+        """Build the router's modules from ``self.hparams``."""
+        raise NotImplementedError
+
+    def forward(self, batch: dict) -> dict:
+        """Return at least ``{"logits": [B, T]}``."""
+        raise NotImplementedError
+
+    def compute_losses(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
+        """Return the ``*_loss`` terms (already weighted) whose sum is the objective."""
+        raise NotImplementedError
+
+    def route(self, out: dict) -> torch.Tensor:
+        """Chosen LLM index per query [B] (default: argmax of the confidences)."""
+        return self.confidences(out).argmax(-1)
+
+    # ---- shared machinery --------------------------------------------------------------
+    def confidences(self, out: dict) -> torch.Tensor:
+        """Per-LLM confidences [B, T]: ``out["probs"]`` or the softmax of the logits."""
+        return out["probs"] if "probs" in out else out["logits"].softmax(-1)
+
+    def embed(self, batch: dict) -> torch.Tensor:
+        """Query representation: the trainable text encoder's output or the cached ``x``."""
+        if self.text_encoder is not None:
+            return self.text_encoder(batch["input_ids"], batch["attention_mask"])
+        return batch["x"]
+
+    def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
+        out = self(batch)
+        losses = self.compute_losses(out, batch)
+        bad = [k for k in losses if not k.endswith("_loss")]
+        if bad:
+            raise ValueError(f"{type(self).__name__}.compute_losses returned non-'*_loss' keys {bad}")
+        loss = torch.stack(list(losses.values())).sum()
+        bs = batch["task"].shape[0]
+        sync = stage != "train"
+        for name, value in losses.items():
+            self.log(f"{stage}/{name}", value, batch_size=bs, sync_dist=sync)
+        self.log(f"{stage}/loss", loss, batch_size=bs, sync_dist=sync, prog_bar=stage == "train")
+        choice = self.route(out)
+        routed = batch["credit"].gather(1, choice[:, None]).mean()
+        self.log(f"{stage}/routed_credit", routed, batch_size=bs, sync_dist=sync)
+        if stage != "train":
+            metric = self.val_metric if stage == "val" else self.test_metric
+            metric.update(batch["credit"], choice, batch["task"], batch["costs"])
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._shared_step(batch, "test")
+
+    def _log_metric(self, metric: RoutedScore, stage: str) -> None:
+        self.log(f"{stage}/score", metric.compute(), prog_bar=True)
+        summary = metric.summary()
+        for task, value in summary["tasks"].items():
+            self.log(f"{stage}/task/{task}", value)
+        self.log(f"{stage}/max_routed_frac", max(summary["routed"]))
+        metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metric(self.val_metric, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metric(self.test_metric, "test")
+
+    def predict_step(self, batch, batch_idx, dataloader_idx=0):
+        out = self(batch)
+        return {"index": batch["index"], "choice": self.route(out), "probs": self.confidences(out)}
+
+    def configure_optimizers(self):
+        h = self.hparams
+        enc = [p for p in (self.text_encoder.parameters() if self.text_encoder else []) if p.requires_grad]
+        enc_ids = {id(p) for p in enc}
+        own = [p for p in self.parameters() if p.requires_grad and id(p) not in enc_ids]
+        groups = [{"params": own, "lr": h.lr}]
+        if enc:
+            groups.append({"params": enc, "lr": h.encoder_lr or h.lr})
+        return torch.optim.AdamW(groups, lr=h.lr, weight_decay=h.weight_decay)
+
+    # ---- checkpoint: everything route() needs ------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["routerbench"] = self.meta
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.meta = checkpoint.get("routerbench", {})

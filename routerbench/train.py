@@ -1,0 +1,153 @@
+"""fit / test: train a router with Lightning, select on validation, report on test."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from routerbench.config import instantiate
+from routerbench.data.datamodule import RouterDataModule
+from routerbench.metrics.baselines import best_single_llm
+from routerbench.pipeline import Prepared, prepare
+from routerbench.reporting.run import build_report, write_run_files
+from routerbench.routers.base import BaseRouter
+
+log = logging.getLogger("routerbench")
+
+
+def run_dir_for(cfg) -> Path:
+    """The run directory: ``output_dir`` or ``runs/<date>-<time>-<router>-<data>``."""
+    if cfg.get("output_dir"):
+        return Path(cfg.output_dir)
+    router = Path(str(cfg.choices.router)).stem
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{router}-{cfg.data.name}"
+
+
+def make_logger(cfg, run_dir: Path):
+    """wandb (offline unless asked), csv, or none."""
+    lg = cfg.logger
+    if lg.kind == "none":
+        return False
+    if lg.kind == "csv":
+        return L.pytorch.loggers.CSVLogger(save_dir=str(run_dir), name="csv", version="")
+    if lg.kind == "wandb":
+        import os
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        return L.pytorch.loggers.WandbLogger(
+            project=lg.project, entity=lg.entity, name=cfg.get("run_name") or run_dir.name,
+            save_dir=str(run_dir), offline=lg.mode == "offline", mode=lg.mode,
+            tags=list(lg.tags or []), config=OmegaConf.to_container(cfg, resolve=True),
+        )
+    raise ValueError(f"logger.kind must be wandb, csv or none, got {lg.kind!r}")
+
+
+def make_trainer(cfg, run_dir: Path, callbacks=(), logger=None) -> L.Trainer:
+    """A Lightning Trainer from ``cfg.trainer`` (GPU / multi-node flags pass through)."""
+    t = cfg.trainer
+    return L.Trainer(
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        precision=t.precision, max_steps=t.max_steps, max_epochs=t.max_epochs,
+        val_check_interval=t.val_every_n_steps, check_val_every_n_epoch=None,
+        log_every_n_steps=t.log_every_n_steps, gradient_clip_val=t.gradient_clip_val,
+        deterministic=t.deterministic, default_root_dir=str(run_dir), callbacks=list(callbacks),
+        logger=logger if logger is not None else False, enable_progress_bar=bool(cfg.progress),
+        enable_model_summary=False, num_sanity_val_steps=0,
+    )
+
+
+def build_router(cfg, prep: Prepared, dm_probe: RouterDataModule | None = None) -> BaseRouter:
+    """Instantiate ``cfg.router`` with the data-given arguments and the checkpoint meta."""
+    t = prep.table
+    roles = t.task_roles()
+    router = instantiate(
+        cfg.router,
+        num_llms=t.num_llms,
+        embed_dim=0 if prep.features is None else int(prep.features.shape[1]),
+        llm_names=list(t.llms),
+        task_names=t.task_names,
+        task_groups={k: ("ood" if roles.get(k) == "test_ood" else "id") for k in t.task_names},
+    )
+    val = t.role("val")
+    best = best_single_llm(val.credit(), val.task_index, len(val.task_names)) if len(val) else 0
+    router.meta = {
+        "best_single": best,
+        "encoder_state": pickle.dumps(prep.encoder.state()),
+        "llm_names": list(t.llms),
+        "rules": dict(t.rules),
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    return router
+
+
+def make_datamodule(cfg, prep: Prepared, router: BaseRouter) -> RouterDataModule:
+    tok = router.text_encoder.tokenize if router.text_encoder is not None else None
+    return RouterDataModule(
+        prep.table, features=None if tok else prep.features, tokenize=tok,
+        batch_size=int(cfg.batch_size), samples_per_task=cfg.data.samples_per_task,
+        num_workers=int(cfg.num_workers), seed=int(cfg.seed),
+    )
+
+
+@torch.no_grad()
+def predict(router: BaseRouter, dm: RouterDataModule, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Chosen LLM and confidences for the given table rows (one process, eval mode)."""
+    router.eval()
+    choices, probs = [], []
+    for batch in dm.loader(rows):
+        batch = {k: v.to(router.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        out = router(batch)
+        choices.append(router.route(out).cpu())
+        probs.append(router.confidences(out).cpu())
+    if not choices:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, dm.num_llms), dtype=np.float32)
+    return torch.cat(choices).numpy(), torch.cat(probs).float().numpy()
+
+
+def fit(cfg) -> dict | None:
+    """Train, keep the checkpoint best on validation, report on test. Returns metrics (rank 0)."""
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    run_dir = run_dir_for(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    prep = prepare(cfg, need_features=not cfg.router.get("text_encoder"))
+    router = build_router(cfg, prep)
+    dm = make_datamodule(cfg, prep, router)
+    ckpt_cb = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=str(run_dir / "checkpoints"), filename="best", monitor="val/score", mode="max",
+        save_last=True, auto_insert_metric_name=False,
+    )
+    callbacks = [ckpt_cb]
+    if cfg.trainer.patience:
+        callbacks.append(L.pytorch.callbacks.EarlyStopping("val/score", mode="max", patience=int(cfg.trainer.patience)))
+    trainer = make_trainer(cfg, run_dir, callbacks, make_logger(cfg, run_dir))
+    resume = cfg.get("resume")
+    if resume == "last":
+        resume = str(run_dir / "checkpoints" / "last.ckpt")
+    t0 = time.time()
+    trainer.fit(router, datamodule=dm, ckpt_path=resume)
+    train_seconds = time.time() - t0
+    if not trainer.is_global_zero:
+        return None
+    best = ckpt_cb.best_model_path or ckpt_cb.last_model_path
+    router = type(router).load_from_checkpoint(best, map_location="cpu", weights_only=False)
+    metrics = build_report(router, dm, prep.table, predict, extra={
+        "best_checkpoint": str(best), "best_val_score": float(ckpt_cb.best_model_score or float("nan")),
+        "train_seconds": train_seconds, "global_step": trainer.global_step,
+    })
+    write_run_files(run_dir, cfg, metrics, prep.table)
+    if trainer.logger:
+        flat = {f"test/{k}": v for k, v in metrics["tasks"].items()}
+        flat.update({f"test/{k}": metrics[k] for k in ("id_avg", "ood_avg", "cost_per_query") if metrics.get(k) is not None})
+        trainer.logger.log_metrics(flat)
+        if hasattr(trainer.logger, "experiment") and cfg.logger.kind == "wandb":
+            trainer.logger.experiment.finish()
+    log.info("run directory: %s", run_dir)
+    return metrics

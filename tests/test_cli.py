@@ -1,0 +1,80 @@
+"""The CLI end to end on the synthetic benchmark: fit, test, route, validate, embed, cluster."""
+
+import json
+
+import pytest
+
+from routerbench.cli import main
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from conftest import FAST
+
+    tmp = tmp_path_factory.mktemp("cli")
+    args = FAST + [f"output_dir={tmp / 'run'}", f"cache_dir={tmp / 'cache'}"]
+    assert main(["fit", *args]) == 0
+    return tmp
+
+
+def test_fit_learned_router_beats_best_single(run):
+    m = json.loads((run / "run" / "metrics.json").read_text())
+    best = m["baselines"]["best_single"]
+    assert m["id_avg"] > best["id_avg"] + 2.0, (m["id_avg"], best)
+    assert m["baselines"]["oracle"]["id_avg"] >= m["id_avg"]
+    text = (run / "run" / "results.md").read_text()
+    assert "oracle (upper bound)" in text and "best single on val" in text and "Routed LLM distribution" in text
+    prov = json.loads((run / "run" / "provenance.json").read_text())
+    assert set(prov) >= {"git_commit", "packages", "machine", "data_files", "command"}
+
+
+def test_test_command_on_named_files(run, tmp_path, capsys):
+    # write the synthetic test rows of two tasks as a generic JSONL score file
+    from routerbench.config import compose
+    from routerbench.pipeline import build_table
+    from conftest import FAST
+
+    table = build_table(compose(FAST).data)
+    rows = [i for i, r in enumerate(table.roles) if r == "test_id"][:40]
+    path = tmp_path / "extra.jsonl"
+    with open(path, "w") as f:
+        for i in rows:
+            f.write(json.dumps({"question": table.texts[i], "task": table.tasks[i],
+                                "scores": dict(zip(table.llms, map(float, table.scores[i])))}) + "\n")
+    out = tmp_path / "eval"
+    assert main(["test", str(run / "run" / "checkpoints" / "best.ckpt"), str(path), "--output-dir", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n"] == 40 and m["tasks"]
+
+
+def test_route_text_and_jsonl(run, tmp_path):
+    ckpt = str(run / "run" / "checkpoints" / "best.ckpt")
+    (tmp_path / "q.txt").write_text("solve the equation for x\n\nwhich dynasty ruled china\n")
+    assert main(["route", ckpt, str(tmp_path / "q.txt"), "-o", str(tmp_path / "o.jsonl")]) == 0
+    out = [json.loads(l) for l in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [o["question"] for o in out] == ["solve the equation for x", "which dynasty ruled china"]
+    assert all(abs(sum(o["probs"].values()) - 1) < 1e-4 or max(o["probs"].values()) <= 1 for o in out)
+    (tmp_path / "q.jsonl").write_text('{"question": "a"}\n{"text": "b"}\n{"nope": 1}\n')
+    assert main(["route", ckpt, str(tmp_path / "q.jsonl")]) == 2
+
+
+def test_bad_override_exits_2_with_message(capsys):
+    assert main(["fit", "router.hiden_dim=3"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key 'router.hiden_dim'" in err and "hidden_dim" in err and "Traceback" not in err
+
+
+def test_missing_checkpoint_exits_2(tmp_path, capsys):
+    assert main(["route", str(tmp_path / "none.ckpt"), "-"]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_embed_and_cluster(tmp_path, capsys):
+    from conftest import FAST
+
+    args = FAST + [f"cache_dir={tmp_path}"]
+    assert main(["embed", *args]) == 0
+    assert main(["cluster", *args, "cluster.n_clusters=6"]) == 0
+    out = capsys.readouterr().out
+    assert "clusters" in out and "algebra" in out
+    assert list((tmp_path / "clusters").glob("*.npz"))
