@@ -57,3 +57,12 @@ def test_checkpoint_reproduces_test_metrics(fitted):
     name, run, metrics = fitted
     again, _ = test_checkpoint(run / "checkpoints" / "best.ckpt", output_dir=run / "retest")
     assert again["tasks"] == pytest.approx(metrics["tasks"], abs=1e-9)
+
+
+@pytest.mark.slow
+def test_routerdc_beats_best_single_on_synthetic(tmp_path):
+    """RouterDC end to end on the synthetic benchmark routes better than the best single LLM."""
+    cfg = compose(FAST + ["router=routerdc", "router.lr=0.002", "trainer.max_steps=300",
+                          f"output_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}"])
+    m = fit(cfg)
+    assert m["id_avg"] > m["baselines"]["best_single"]["id_avg"] + 2.0, (m["id_avg"], m["baselines"]["best_single"])
