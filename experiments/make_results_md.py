@@ -12,7 +12,8 @@ from pathlib import Path
 SECTIONS = [
     ("simple_router", "The spine's simple router (MLP, BCE on credit)"),
     ("routerdc", "RouterDC, official setting with the frozen default encoder"),
-    ("routerdc_tune", "RouterDC: settings chosen on validation (seed 0)"),
+    ("routerdc_tune", "RouterDC tuning round 1 (seed 0; choose on the validation ranking)"),
+    ("routerdc_tune2", "RouterDC tuning round 2 (seeds 0-1; choose on the validation ranking)"),
     ("routerdc_final", "RouterDC: the validation-chosen setting and its ablations, 3 seeds"),
 ]
 
