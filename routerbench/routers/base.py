@@ -83,7 +83,18 @@ class BaseRouter(LightningModule):
         """Chosen LLM index per query [B] (default: argmax of the confidences)."""
         return self.confidences(out).argmax(-1)
 
+    def fit_from_data(self, datamodule) -> None:
+        """Non-gradient fitting from the training data (kNN index, cluster table, ...).
+
+        Called once at the start of ``fit`` with the RouterDataModule; store what ``route``
+        needs in buffers so it goes into the checkpoint. Default: nothing.
+        """
+
     # ---- shared machinery --------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None:
+            self.fit_from_data(dm)
     def confidences(self, out: dict) -> torch.Tensor:
         """Per-LLM confidences [B, T]: ``out["probs"]`` or the softmax of the logits."""
         return out["probs"] if "probs" in out else out["logits"].softmax(-1)
@@ -146,6 +157,8 @@ class BaseRouter(LightningModule):
         enc = [p for p in (self.text_encoder.parameters() if self.text_encoder else []) if p.requires_grad]
         enc_ids = {id(p) for p in enc}
         own = [p for p in self.parameters() if p.requires_grad and id(p) not in enc_ids]
+        if not own and not enc:
+            return None  # a non-gradient router (kNN, k-means routing): nothing to optimise
         groups = [{"params": own, "lr": h.lr}]
         if enc:
             groups.append({"params": enc, "lr": h.encoder_lr or h.lr})
