@@ -80,6 +80,5 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
     metrics["baselines"] = test_baselines(sub, all_rows, int(meta.get("best_single", 0)))
     metrics["notes"] = list(table.notes)
     out = Path(output_dir) if output_dir else Path(ckpt).resolve().parent.parent / f"test-{time.strftime('%Y%m%d-%H%M%S')}"
-    cfg.choices.encoder = cfg.choices.get("encoder")
     write_run_files(out, cfg, metrics, sub)
     return metrics, out

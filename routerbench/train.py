@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from routerbench.config import instantiate
+from routerbench.config import ConfigError, instantiate
 from routerbench.data.datamodule import RouterDataModule
 from routerbench.metrics.baselines import best_single_llm
 from routerbench.pipeline import Prepared, prepare
@@ -112,6 +112,34 @@ def predict(router: BaseRouter, dm: RouterDataModule, rows: np.ndarray) -> tuple
     return torch.cat(choices).numpy(), torch.cat(probs).float().numpy()
 
 
+def fit_policy(router: BaseRouter, dm: RouterDataModule, ckpt_path: str | Path | None = None) -> dict | None:
+    """Fit the router's policy on its validation predictions; store it in ``ckpt_path``.
+
+    The policy sees the confidences on the validation rows, their credit and (when the data has
+    costs) the mean validation cost of each LLM. The fitted state (buffers) and its description
+    (``meta["policy"]``) are written back into the checkpoint, so it routes as reported.
+
+    Returns:
+        The policy's description, or None when the router has no policy.
+    """
+    if router.policy is None:
+        return None
+    rows = dm.val_rows
+    if router.policy.needs_fit and not len(rows):
+        raise ValueError(f"policy {router.policy.name!r} is fitted on validation, and the data has no validation rows")
+    if len(rows):
+        _, conf = predict(router, dm, rows)
+        costs = None if dm.table.costs is None else dm.costs[rows].mean(0)
+        router.policy.fit(torch.as_tensor(conf), dm.credit[rows], costs)
+    router.meta["policy"] = router.policy.describe()
+    if ckpt_path:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ckpt["state_dict"] = router.state_dict()
+        ckpt["routerbench"] = router.meta
+        torch.save(ckpt, ckpt_path)
+    return router.meta["policy"]
+
+
 def fit(cfg) -> dict | None:
     """Train, keep the checkpoint best on validation, report on test. Returns metrics (rank 0)."""
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -119,6 +147,8 @@ def fit(cfg) -> dict | None:
     run_dir.mkdir(parents=True, exist_ok=True)
     prep = prepare(cfg, need_features=not cfg.router.get("text_encoder"))
     router = build_router(cfg, prep)
+    if router.policy is not None and router.policy.needs_costs and prep.table.costs is None:
+        raise ConfigError(f"router.policy {router.policy.name} needs per-LLM costs, and data {cfg.data.name} has none")
     dm = make_datamodule(cfg, prep, router)
     ckpt_cb = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=str(run_dir / "checkpoints"), filename="best", monitor="val/score", mode="max",
@@ -138,10 +168,14 @@ def fit(cfg) -> dict | None:
         return None
     best = ckpt_cb.best_model_path or ckpt_cb.last_model_path
     router = type(router).load_from_checkpoint(best, map_location="cpu", weights_only=False)
-    metrics = build_report(router, dm, prep.table, predict, extra={
+    policy = fit_policy(router, dm, best)
+    extra = {
         "best_checkpoint": str(best), "best_val_score": float(ckpt_cb.best_model_score or float("nan")),
         "train_seconds": train_seconds, "global_step": trainer.global_step,
-    })
+    }
+    if policy is not None:
+        extra["policy"] = policy
+    metrics = build_report(router, dm, prep.table, predict, extra=extra)
     write_run_files(run_dir, cfg, metrics, prep.table)
     if trainer.logger:
         flat = {f"test/{k}": v for k, v in metrics["tasks"].items()}

@@ -5,6 +5,7 @@
 - ``distributed``: ``gather_with_grad`` for negatives drawn from every DDP rank.
 """
 
+from routerbench.losses.classification import best_llm_targets, kl_to_distribution, soft_cross_entropy, sum_normalize
 from routerbench.losses.contrastive import sample_llm_contrastive, sample_sample_contrastive, task_tag_contrastive
 from routerbench.losses.distributed import gather_with_grad
 from routerbench.losses.distribution import bce_scores, kl_to_normalized_scores

@@ -23,7 +23,7 @@ from routerbench.reporting.tables import results_markdown
 
 def _named(report: dict, llms: list[str]) -> dict:
     out = dict(report)
-    out["routed"] = {m: round(f, 6) for m, f in zip(llms, report["routed"])}
+    out["routed"] = dict(zip(llms, report["routed"]))
     return out
 
 

@@ -9,6 +9,11 @@ the routing metric and the optimiser. A router overrides only:
 - ``compute_losses(out, batch) -> dict``: ``*_loss`` terms, each logged, summed into the objective;
 - ``route(out) -> LongTensor [B]`` only if routing is not the argmax of the logits.
 
+Any router with per-LLM confidences can be read out by a routing policy (``policy:`` in its yaml,
+``routerbench/policies.py``, ``docs/policies.md``): ``route`` then returns
+``self.policy(self.confidences(out))``. Policies that fit thresholds on validation route by
+argmax until ``train.fit`` has fitted them (after training, on the best checkpoint).
+
 A batch is a dict: ``x`` [B, D] cached embeddings (or ``input_ids``/``attention_mask`` when a
 trainable ``text_encoder`` is configured), ``scores`` [B, T] raw scores, ``credit`` [B, T] credit
 under each row's rule, ``costs`` [B, T] (zeros when the data has none), ``task`` [B], ``cluster``
@@ -21,6 +26,7 @@ import torch
 from lightning import LightningModule
 
 from routerbench.metrics.routing import RoutedScore
+from routerbench.policies import build_policy
 
 
 class BaseRouter(LightningModule):
@@ -37,6 +43,8 @@ class BaseRouter(LightningModule):
         text_encoder: optional ``routerbench.encoders.hf.HFTextEncoder`` arguments; when given,
             batches carry tokens and the encoder is trained (whole or its top layers).
         encoder_lr: learning rate of the text encoder (default: ``lr``).
+        policy: routing policy ``{"name": ..., **params}`` (``routerbench.policies``); None =
+            argmax of the confidences. Its fitted state is a submodule's buffers (checkpointed).
     """
 
     def __init__(
@@ -50,6 +58,7 @@ class BaseRouter(LightningModule):
         weight_decay: float = 0.0,
         text_encoder: dict | None = None,
         encoder_lr: float | None = None,
+        policy: dict | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -61,6 +70,7 @@ class BaseRouter(LightningModule):
             self.text_encoder = HFTextEncoder(**text_encoder)
             self.hparams.embed_dim = self.text_encoder.dim
         self.configure_models()
+        self.policy = build_policy(policy, num_llms)
         names = list(task_names or ["all"])
         groups = dict(task_groups or {})
         self.val_metric = RoutedScore(names, groups, num_llms)
@@ -80,8 +90,12 @@ class BaseRouter(LightningModule):
         raise NotImplementedError
 
     def route(self, out: dict) -> torch.Tensor:
-        """Chosen LLM index per query [B] (default: argmax of the confidences)."""
-        return self.confidences(out).argmax(-1)
+        """Chosen LLM index per query [B]: the policy's choice when one is configured and fitted,
+        else the argmax of the confidences."""
+        conf = self.confidences(out)
+        if self.policy is not None and self.policy.ready:
+            return self.policy(conf)
+        return conf.argmax(-1)
 
     def fit_from_data(self, datamodule) -> None:
         """Non-gradient fitting from the training data (kNN index, cluster table, ...).
