@@ -15,6 +15,8 @@ SECTIONS = [
     ("routerdc_tune", "RouterDC tuning round 1 (seed 0; choose on the validation ranking)"),
     ("routerdc_tune2", "RouterDC tuning round 2 (seeds 0-1; choose on the validation ranking)"),
     ("routerdc_final", "RouterDC: the validation-chosen setting and its ablations, 3 seeds"),
+    ("zoo", "The router zoo (issue 5), default configurations, 3 seeds"),
+    ("policies", "Multi-label classifier under each routing policy, 3 seeds"),
 ]
 
 INTRO = """# Results

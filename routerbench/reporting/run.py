@@ -69,6 +69,8 @@ def build_report(router, dm, table: ScoreTable, predict, extra: dict | None = No
     best = router.meta.get("best_single", 0)
     metrics["baselines"] = test_baselines(table, test_rows, best) if len(test_rows) else {}
     metrics["notes"] = list(table.notes)
+    if "cluster_stability" in router.meta:  # k-means routing: train-vs-val agreement
+        metrics["cluster_stability"] = router.meta["cluster_stability"]
     metrics.update(extra or {})
     return metrics
 
