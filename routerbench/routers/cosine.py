@@ -34,6 +34,7 @@ from torch import nn
 
 from routerbench.losses.classification import TIES, best_llm_targets, soft_cross_entropy
 from routerbench.routers.base import BaseRouter
+from routerbench.routers.heads import make_head
 
 
 class CosineClassifier(BaseRouter):
@@ -67,18 +68,8 @@ class CosineClassifier(BaseRouter):
 
     def configure_models(self) -> None:
         h = self.hparams
-        d = h.embed_dim
-        if h.proj_dim is None:
-            self.proj = nn.Identity()
-            p = d
-        elif h.hidden_dim:
-            self.proj = nn.Sequential(
-                nn.Linear(d, h.hidden_dim), nn.GELU(), nn.Dropout(h.dropout), nn.Linear(h.hidden_dim, h.proj_dim)
-            )
-            p = h.proj_dim
-        else:
-            self.proj = nn.Sequential(nn.Dropout(h.dropout), nn.Linear(d, h.proj_dim))
-            p = h.proj_dim
+        self.proj = make_head(h.embed_dim, h.proj_dim, h.hidden_dim, h.dropout)
+        p = h.embed_dim if h.proj_dim is None else h.proj_dim
         self.llm_vectors = nn.Parameter(torch.randn(h.num_llms, p))
         log_scale = torch.tensor(math.log(1.0 / h.temperature))
         if h.learn_temperature:

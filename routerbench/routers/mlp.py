@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from routerbench.routers.base import BaseRouter
+from routerbench.routers.heads import make_head
 
 
 class MLPRouter(BaseRouter):
@@ -33,13 +34,7 @@ class MLPRouter(BaseRouter):
 
     def configure_models(self) -> None:
         h = self.hparams
-        if h.hidden_dim:
-            self.head = nn.Sequential(
-                nn.Linear(h.embed_dim, h.hidden_dim), nn.GELU(), nn.Dropout(h.dropout),
-                nn.Linear(h.hidden_dim, h.num_llms),
-            )
-        else:
-            self.head = nn.Sequential(nn.Dropout(h.dropout), nn.Linear(h.embed_dim, h.num_llms))
+        self.head = make_head(h.embed_dim, h.num_llms, h.hidden_dim, h.dropout)
 
     def forward(self, batch: dict) -> dict:
         logits = self.head(self.embed(batch))

@@ -25,10 +25,10 @@ through BaseRouter's ``text_encoder``.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from routerbench.losses.distribution import bce_scores
 from routerbench.routers.base import BaseRouter
+from routerbench.routers.heads import make_head
 
 LABELS = ("credit", "threshold")
 
@@ -71,13 +71,7 @@ class MultiLabelRouter(BaseRouter):
 
     def configure_models(self) -> None:
         h = self.hparams
-        if h.hidden_dim:
-            self.head = nn.Sequential(
-                nn.Linear(h.embed_dim, h.hidden_dim), nn.GELU(), nn.Dropout(h.dropout),
-                nn.Linear(h.hidden_dim, h.num_llms),
-            )
-        else:
-            self.head = nn.Sequential(nn.Dropout(h.dropout), nn.Linear(h.embed_dim, h.num_llms))
+        self.head = make_head(h.embed_dim, h.num_llms, h.hidden_dim, h.dropout)
 
     def forward(self, batch: dict) -> dict:
         logits = self.head(self.embed(batch))

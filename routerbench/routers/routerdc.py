@@ -30,6 +30,7 @@ from torch import nn
 from routerbench.losses.contrastive import sample_llm_contrastive, sample_sample_contrastive
 from routerbench.losses.distributed import gather_with_grad
 from routerbench.routers.base import BaseRouter
+from routerbench.routers.heads import make_head
 
 
 class RouterDC(BaseRouter):
@@ -81,18 +82,8 @@ class RouterDC(BaseRouter):
 
     def configure_models(self) -> None:
         h = self.hparams
-        d = h.embed_dim
-        if h.proj_dim is None:
-            self.proj = nn.Identity()
-            p = d
-        elif h.hidden_dim:
-            self.proj = nn.Sequential(
-                nn.Linear(d, h.hidden_dim), nn.GELU(), nn.Dropout(h.dropout), nn.Linear(h.hidden_dim, h.proj_dim)
-            )
-            p = h.proj_dim
-        else:
-            self.proj = nn.Sequential(nn.Dropout(h.dropout), nn.Linear(d, h.proj_dim))
-            p = h.proj_dim
+        self.proj = make_head(h.embed_dim, h.proj_dim, h.hidden_dim, h.dropout)
+        p = h.embed_dim if h.proj_dim is None else h.proj_dim
         self.llm_embeddings = nn.Parameter(torch.randn(h.num_llms, p) * h.llm_init_std)
 
     def similarity(self, z: torch.Tensor) -> torch.Tensor:

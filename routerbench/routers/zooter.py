@@ -26,11 +26,11 @@ normalised target is close to uniform, a weak signal; a lower ``temperature`` sh
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from routerbench.losses.classification import kl_to_distribution, sum_normalize
 from routerbench.losses.distribution import kl_to_normalized_scores
 from routerbench.routers.base import BaseRouter
+from routerbench.routers.heads import make_head
 
 
 class ZOOTER(BaseRouter):
@@ -64,13 +64,7 @@ class ZOOTER(BaseRouter):
 
     def configure_models(self) -> None:
         h = self.hparams
-        if h.hidden_dim:
-            self.head = nn.Sequential(
-                nn.Linear(h.embed_dim, h.hidden_dim), nn.GELU(), nn.Dropout(h.dropout),
-                nn.Linear(h.hidden_dim, h.num_llms),
-            )
-        else:
-            self.head = nn.Sequential(nn.Dropout(h.dropout), nn.Linear(h.embed_dim, h.num_llms))
+        self.head = make_head(h.embed_dim, h.num_llms, h.hidden_dim, h.dropout)
 
     def forward(self, batch: dict) -> dict:
         return {"logits": self.head(self.embed(batch))}
