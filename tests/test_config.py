@@ -14,7 +14,7 @@ ROUTER_YAMLS = sorted((config_root() / "router").glob("*.yaml"))
 def test_defaults_compose():
     cfg = compose([])
     assert cfg.choices.router == "mlp" and cfg.choices.encoder == "minilm"
-    assert cfg.router._target_.endswith("MLPRouter")
+    assert cfg.router._target_.endswith("MultiLabelRouter")
     assert cfg.logger.mode == "offline"
 
 
@@ -68,6 +68,6 @@ def test_router_yaml_is_target_plus_constructor_args(path: Path):
 
 
 def test_instantiate_rejects_unknown_argument():
-    cfg = OmegaConf.create({"_target_": "routerbench.routers.mlp.MLPRouter", "hiden_dim": 3})
+    cfg = OmegaConf.create({"_target_": "routerbench.routers.multilabel.MultiLabelRouter", "hiden_dim": 3})
     with pytest.raises(ConfigError, match=r"unknown argument\(s\) \['hiden_dim'\]; valid: .*hidden_dim"):
         instantiate(cfg, num_llms=2, embed_dim=4)

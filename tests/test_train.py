@@ -29,7 +29,7 @@ def test_trainable_text_encoder_path(tmp_path):
                           "data.synthetic.n_train_per_topic=30", "data.synthetic.n_test_per_topic=10"])
     cfg.router.text_encoder = TINY_BERT
     m = fit(cfg)
-    assert m["n"] > 0 and m["router"] == "MLPRouter"
+    assert m["n"] > 0 and m["router"] == "MultiLabelRouter"
     from routerbench.api import load_router
 
     r = load_router(tmp_path / "run" / "checkpoints" / "best.ckpt")
