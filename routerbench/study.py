@@ -86,8 +86,13 @@ def collect(spec: dict, out: Path) -> dict[str, list[dict]]:
     return runs
 
 
+def _val_avgs(ms: list[dict]) -> list[float]:
+    """Each run's validation task-average (the quantity a study selects on)."""
+    return [m["val"]["avg"] for m in ms]
+
+
 def _fmt_val(ms: list[dict]) -> str:
-    vals = [m["val"]["avg"] for m in ms]
+    vals = _val_avgs(ms)
     return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}"
 
 
@@ -110,13 +115,13 @@ def write_study_table(spec: dict, out: Path, seconds: float, extra=()) -> str:
         f"Command: `{cmd}`. Machine: {machine_name()}. Wall time of this invocation: {seconds:.0f} s.",
         "",
     ])
-    ranked = sorted(runs.items(), key=lambda kv: -np.mean([m["val"]["avg"] for m in kv[1]]))
+    ranked = sorted(runs.items(), key=lambda kv: -np.mean(_val_avgs(kv[1])))
     text += "\n".join(["Validation ranking (mean ± std of the validation task-average; select on this, never on test):", ""]
                       + [f"{i + 1}. {v}: {_fmt_val(ms)}" for i, (v, ms) in enumerate(ranked)]) + "\n"
     (out / "table.md").write_text(text)
     summary = {
         v: {k: [m.get(k) for m in ms] for k in ("id_avg", "ood_avg", "avg", "cost_per_query")}
-        | {"val_avg": [m["val"]["avg"] for m in ms]}
+        | {"val_avg": _val_avgs(ms)}
         | {"mean_id": float(np.mean([m["id_avg"] for m in ms])) if ms[0].get("id_avg") is not None else None,
            "mean_ood": float(np.mean([m["ood_avg"] for m in ms])) if ms[0].get("ood_avg") is not None else None}
         for v, ms in runs.items()

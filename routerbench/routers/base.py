@@ -109,6 +109,7 @@ class BaseRouter(LightningModule):
         dm = getattr(self.trainer, "datamodule", None)
         if dm is not None:
             self.fit_from_data(dm)
+
     def confidences(self, out: dict) -> torch.Tensor:
         """Per-LLM confidences [B, T]: ``out["probs"]`` or the softmax of the logits."""
         return out["probs"] if "probs" in out else out["logits"].softmax(-1)
