@@ -50,7 +50,22 @@ def build_table(data_cfg) -> ScoreTable:
         table = load_dataset(d["files"], root=root, nan_policy=d.get("nan_policy", "error"))
     else:
         raise DataError(f"data.source must be 'files' or 'synthetic', got {d['source']!r}")
-    return apply_price_table(table, d.get("costs"))
+    return drop_llms(apply_price_table(table, d.get("costs")), d.get("exclude_llms") or [])
+
+
+def drop_llms(table: ScoreTable, names: list[str]) -> ScoreTable:
+    """The table without the named LLM columns (``data.exclude_llms``)."""
+    if not names:
+        return table
+    unknown = [m for m in names if m not in table.llms]
+    if unknown:
+        raise DataError(f"data.exclude_llms: unknown LLM(s) {unknown}; the data has {table.llms}")
+    keep = [i for i, m in enumerate(table.llms) if m not in names]
+    if len(keep) < 2:
+        raise DataError(f"data.exclude_llms leaves {len(keep)} LLM(s); routing needs at least 2")
+    return replace(table, llms=[table.llms[i] for i in keep], scores=table.scores[:, keep],
+                   costs=None if table.costs is None else table.costs[:, keep],
+                   notes=table.notes + [f"LLM column(s) left out by data.exclude_llms: {', '.join(names)}"])
 
 
 def apply_price_table(table: ScoreTable, prices: dict | None) -> ScoreTable:

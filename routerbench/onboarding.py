@@ -1,0 +1,152 @@
+"""Adding an LLM to a trained router without retraining (``routerbench add-llm``).
+
+A probe file is a score file (any format ``routerbench validate`` reads) holding, for n probe
+queries, the scores of every LLM the checkpoint routes plus the new LLM(s); its cost columns (or
+``cost=``) give the new LLM's mean cost per query. The existing LLMs' scores place the new one in
+the nearest LLM group on the same queries; its own scores give its embedding (the router's
+``add_llms``; for ``TwoStageRouter`` the projection solve of eq. 7).
+
+    >>> from routerbench.onboarding import add_llm
+    >>> add_llm("runs/x/checkpoints/best.ckpt", "probe.csv", llms=["new-llm"], rule="binary")
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from routerbench.data.errors import DataError
+from routerbench.data.table import ScoreTable
+
+log = logging.getLogger("routerbench")
+
+
+def read_probe(path, task=None, rule=None, nan_policy="error") -> ScoreTable:
+    """Read a probe score file (a NaN score is an error naming its row and LLM)."""
+    from routerbench.data.formats import read_file
+
+    return read_file(path, task=task, role="train", rule=rule, nan_policy=nan_policy)
+
+
+def check_llm_set(probe: ScoreTable, routed: list[str], llms: list[str] | None, where: str) -> list[str]:
+    """The new LLM names, after checking the probe's LLM columns are the routed ones plus them."""
+    missing = [m for m in routed if m not in probe.llms]
+    extra = [m for m in probe.llms if m not in routed]
+    if missing:
+        raise DataError(f"{where}: the probe file lacks the routed LLM column(s) {missing}; it needs the scores "
+                        f"of every LLM the checkpoint routes ({', '.join(routed)}) and of the new one(s)")
+    if llms:
+        already = [m for m in llms if m in routed]
+        if already:
+            raise DataError(f"{where}: {already} already routed by the checkpoint")
+        if sorted(extra) != sorted(llms):
+            raise DataError(f"{where}: the probe file's LLMs beyond the checkpoint's are {extra}, "
+                            f"but the new LLM(s) named are {llms}")
+        return list(llms)
+    if not extra:
+        raise DataError(f"{where}: the probe file has no LLM beyond the checkpoint's {routed}: nothing to add")
+    return extra
+
+
+def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | None = None, cost=None,
+            probe_size: int | None = None, task: str | None = None, rule: str | None = None,
+            cache_dir=None) -> Path:
+    """Add the probe file's new LLM(s) to the checkpoint ``ckpt``; write and return a new checkpoint.
+
+    Args:
+        ckpt: a checkpoint of a router with ``add_llms`` (``TwoStageRouter``).
+        probe: a probe score file, or a ScoreTable.
+        llms: the new LLM names (default: every probe column the checkpoint does not route).
+        output: where to write (default: ``<ckpt stem>+<names>.ckpt`` beside ``ckpt``).
+        cost: the new LLMs' mean cost per query (one number each; default: the probe's costs).
+        probe_size: use the first n probe queries (an error if the file has fewer).
+        task, rule: for a probe file whose format does not carry them (``read_file``).
+        cache_dir: embedding cache folder (default: the project's).
+
+    Raises:
+        DataError: a checkpoint that cannot add LLMs, a wrong LLM set, too few or unknown probe
+            queries, a NaN score, missing costs.
+    """
+    from routerbench.api import load_router
+    from routerbench.encoders.cache import cached_encode
+    from routerbench.paths import cache_root
+
+    loaded = load_router(ckpt)
+    model = loaded.model
+    if not hasattr(model, "add_llms"):
+        raise DataError(f"{ckpt}: {type(model).__name__} cannot add an LLM without retraining "
+                        "(TwoStageRouter can: router=two_stage)")
+    where = str(probe) if not isinstance(probe, ScoreTable) else "probe table"
+    if not isinstance(probe, ScoreTable):
+        probe = read_probe(probe, task=task, rule=rule)
+    names = check_llm_set(probe, loaded.llm_names, llms, where)
+    if probe_size is not None:
+        if len(probe) < probe_size:
+            raise DataError(f"{where}: {len(probe)} probe queries, fewer than probe_size={probe_size}")
+        probe = probe.select(np.arange(probe_size))
+    if len(probe) == 0:
+        raise DataError(f"{where}: no probe queries")
+    credit = probe.credit()
+    old = credit[:, [probe.llms.index(m) for m in loaded.llm_names]]
+    new = credit[:, [probe.llms.index(m) for m in names]]
+    new_cost = _new_costs(probe, names, cost, model, where)
+    kwargs = {}
+    if model.hparams.projection == "free":
+        keys = {k: i for i, k in enumerate(model.meta.get("two_stage", {}).get("probe_keys", []))}
+        from routerbench.routers.two_stage import text_key
+
+        cols = []
+        for i, text in enumerate(probe.texts):
+            col = keys.get(text_key(text))
+            if col is None:
+                raise DataError(f"{probe.sources[i]}: query {probe.ids[i]!r} is not one of the checkpoint's "
+                                f"{len(keys)} probe queries (projection: free needs those; projection: query "
+                                "takes any queries)")
+            cols.append(col)
+        kwargs["probe_cols"] = np.asarray(cols)
+    else:
+        kwargs["probe_x"] = cached_encode(loaded.encoder, probe.texts, Path(cache_dir or cache_root()) / "embeddings",
+                                          progress=False)
+    extended = model.add_llms(names, new, old, probe.tasks, new_cost, **kwargs)
+    out = Path(output) if output else Path(ckpt).with_name(f"{Path(ckpt).stem}+{'+'.join(names)}.ckpt")
+    _save(ckpt, extended, names, out, len(probe))
+    log.info("added %s to %s (groups %s): %s", names, ckpt,
+             [extended.meta["two_stage"]["groups"][n] for n in names], out)
+    return out
+
+
+def _new_costs(probe: ScoreTable, names, cost, model, where) -> np.ndarray:
+    if cost is not None:
+        c = np.atleast_1d(np.asarray(cost, dtype=np.float64))
+        if len(c) != len(names) or (c < 0).any():
+            raise DataError(f"{where}: cost needs one non-negative number per new LLM {names}, got {cost}")
+        return c
+    if probe.costs is None:
+        if float(model.llm_cost.max()) > 0:
+            raise DataError(f"{where}: the checkpoint routes by cost, and the probe file has no cost columns "
+                            f"for {names}: give cost= (mean $ per query)")
+        return np.zeros(len(names))
+    return probe.costs[:, [probe.llms.index(m) for m in names]].astype(np.float64).mean(0)
+
+
+def _save(ckpt, model, names, out: Path, n_probe: int) -> None:
+    """The checkpoint with the extended weights, hyperparameters and metadata."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state["state_dict"] = model.state_dict()
+    state["hyper_parameters"] = dict(model.hparams)
+    meta = dict(model.meta)
+    data = dict(meta.get("data") or {})
+    if data.get("exclude_llms"):
+        data["exclude_llms"] = [m for m in data["exclude_llms"] if m not in names]
+        meta["data"] = data
+        if "config" in meta:
+            meta["config"] = {**meta["config"], "data": data}
+    meta["added_probe_queries"] = {**meta.get("added_probe_queries", {}), **{n: n_probe for n in names}}
+    state["routerbench"] = meta
+    for key in ("optimizer_states", "lr_schedulers", "loops", "callbacks"):
+        state.pop(key, None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, out)
