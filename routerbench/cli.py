@@ -142,6 +142,17 @@ def cmd_study(args) -> int:
     return 0
 
 
+def cmd_curve(args) -> int:
+    from routerbench.curves import read_prices, run_curve
+
+    report, out = run_curve(args.ckpts, args.lambdas, args.output_dir, args.combine, read_prices(args.prices))
+    a = report["aiq"]
+    for name in a["pooled"]:
+        print(f"{name}: AIQ pooled {a['pooled'][name]:.4f}, mean over evals {a['mean_over_evals'][name]:.4f}")
+    print(f"wrote {out}/curve.json, curve.md and curve.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="routerbench", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -180,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", help=ov)
     s.add_argument("--output-dir", default=None)
     s.set_defaults(fn=cmd_study)
+    s = sub.add_parser("curve", help="cost-quality curves, AIQ and a plot for checkpoints (docs/cost.md)")
+    s.add_argument("ckpts", nargs="+", metavar="CKPT")
+    s.add_argument("--lambdas", type=float, nargs="+", default=None, help="trade-off weights (default: 0 and 1e-3..1e3)")
+    s.add_argument("--output-dir", default=None, help="default: <first run>/curve")
+    s.add_argument("--combine", default=None, metavar="NAME", help="the checkpoints are the points of one curve NAME")
+    s.add_argument("--prices", default=None, metavar="FILE", help="price table {llm: $ per query} (JSON/YAML) for data without costs")
+    s.set_defaults(fn=cmd_curve)
     return p
 
 

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from routerbench.data.table import ScoreTable
 from routerbench.metrics.baselines import baseline_reports
+from routerbench.metrics.cost import relative
 from routerbench.metrics.routing import evaluate
 from routerbench.paths import project_root
 from routerbench.reporting.tables import results_markdown
@@ -131,8 +132,23 @@ def machine_name() -> str:
     return f"{cpu}, {os.cpu_count()} cores ({platform.system()} {platform.machine()})"
 
 
+def add_relative(metrics: dict) -> dict:
+    """Add quality % and cost % of the best single LLM (chosen on validation) to the router's
+    report and every baseline's, when the data has costs (quality: ``avg``, the unweighted mean
+    over tasks). Returns ``metrics``, changed in place."""
+    ref = metrics.get("baselines", {}).get("best_single")
+    if not ref or ref.get("cost_per_query") is None or metrics.get("cost_per_query") is None:
+        return metrics
+    for r in [metrics, *metrics["baselines"].values()]:
+        if r.get("avg") is not None and r.get("cost_per_query") is not None:
+            q, c = relative(r["avg"], r["cost_per_query"], ref["avg"], ref["cost_per_query"])
+            r["quality_pct_best_single"], r["cost_pct_best_single"] = q, c
+    return metrics
+
+
 def write_run_files(run_dir: Path, cfg, metrics: dict, table: ScoreTable) -> None:
     """Write config.yaml, metrics.json, results.md and provenance.json into the run dir."""
+    add_relative(metrics)
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))

@@ -6,6 +6,9 @@ import numpy as np
 
 from routerbench.metrics.baselines import UPPER_BOUNDS
 
+# quality (the avg over tasks) and cost per query as % of the best single LLM on validation
+REL_KEYS = ("quality_pct_best_single", "cost_pct_best_single")
+
 
 def _columns(metrics: dict) -> tuple[list[str], list[str]]:
     groups = metrics.get("task_groups")
@@ -28,7 +31,7 @@ def _fmt(values, pct=True, cost=False) -> str:
     return f"{m:.2f}" if len(vals) == 1 else f"{m:.2f} ± {float(np.std(vals)):.2f}"
 
 
-def _row(name: str, reports: list[dict], id_tasks, ood_tasks, has_cost: bool) -> str:
+def _row(name: str, reports: list[dict], id_tasks, ood_tasks, has_cost: bool, rel: bool = False) -> str:
     cells = [name]
     cells += [_fmt([r["tasks"].get(t) for r in reports]) for t in id_tasks]
     if id_tasks:
@@ -38,6 +41,8 @@ def _row(name: str, reports: list[dict], id_tasks, ood_tasks, has_cost: bool) ->
         cells.append(_fmt([r.get("ood_avg") for r in reports]))
     if has_cost:
         cells.append(_fmt([r.get("cost_per_query") for r in reports], cost=True))
+    if rel:
+        cells += [_fmt([r.get(k) for r in reports]) for k in REL_KEYS]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -50,10 +55,12 @@ def comparison_table(rows: dict[str, list[dict]], like: dict) -> str:
     """
     id_tasks, ood_tasks = _columns(like)
     has_cost = like.get("cost_per_query") is not None
+    rel = has_cost and like.get(REL_KEYS[0]) is not None
     head = ["router"] + id_tasks + (["ID avg"] if id_tasks else []) + ood_tasks
     head += (["OOD avg"] if ood_tasks else []) + (["$/query"] if has_cost else [])
+    head += ["quality % of best single", "cost % of best single"] if rel else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += [_row(name, reps, id_tasks, ood_tasks, has_cost) for name, reps in rows.items()]
+    lines += [_row(name, reps, id_tasks, ood_tasks, has_cost, rel) for name, reps in rows.items()]
     return "\n".join(lines)
 
 

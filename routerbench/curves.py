@@ -1,0 +1,281 @@
+"""``routerbench curve``: cost-quality curves, AIQ and plots for trained routers.
+
+For each checkpoint: rebuild its data (same validation split as in training), compute its
+confidences on the validation and test rows, and sweep the trade-off
+``argmax_t(conf_t - lam * cost_t / max cost)`` (``routerbench.metrics.cost.tradeoff_choice``;
+``cost_t`` = each LLM's mean cost on validation). With ``--combine NAME`` the checkpoints are
+instead the points of one curve (each routed by its own ``route()``, e.g. RouterDC trained at
+several cost rates). Writes ``curve.json``, ``curve.md`` and ``curve.png`` (``docs/cost.md``).
+
+Everything chosen (LLM costs, the reference LLM, the operating point) comes from validation;
+test rows are only reported. ``sweep_entry``/``points_entry`` + ``curve_report`` +
+``write_curve_files`` build the same report from arrays (e.g. a router's own cost-aware
+routing at several settings).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from routerbench.data.errors import DataError
+from routerbench.metrics.baselines import oracle_choice
+from routerbench.metrics.cost import (
+    aiq_report, cost_quality_curve, cost_quality_point, curve_xy, relative, zero_router_points,
+)
+
+DEFAULT_LAMBDAS = [0.0] + [float(v) for v in np.round(np.geomspace(1e-3, 1e3, 25), 6)]
+MIN_QUALITY = 0.95  # operating point: cheapest on validation with >= 95% of the reference's quality
+
+
+@dataclass
+class Rows:
+    """Credit [n, T], costs [n, T] and task index [n] of some rows."""
+
+    credit: np.ndarray
+    costs: np.ndarray
+    task: np.ndarray
+
+
+@dataclass
+class EvalData:
+    """What the curves are measured on: LLMs, tasks, validation and test rows, the reference."""
+
+    llms: list[str]
+    task_names: list[str]
+    val: Rows
+    test: Rows
+    best_single: int  # the best single LLM chosen on validation (task-averaged credit)
+    test_ids: np.ndarray | None = None
+
+    def point(self, rows: Rows, choice) -> dict:
+        return cost_quality_point(choice, rows.credit, rows.costs, rows.task, self.task_names)
+
+    @property
+    def llm_cost(self) -> np.ndarray:
+        """Each LLM's mean cost on validation (the price estimate the trade-off uses) [T]."""
+        return self.val.costs.mean(0)
+
+
+def operating_point(val_points: list[dict], ref_val_quality: float, share: float = MIN_QUALITY) -> int | None:
+    """Index of the lowest-validation-cost point with validation quality >= share * reference."""
+    ok = [i for i, p in enumerate(val_points) if p["quality"] >= share * ref_val_quality - 1e-12]
+    return min(ok, key=lambda i: (val_points[i]["cost"], -val_points[i]["quality"])) if ok else None
+
+
+def points_entry(val_points: list[dict], test_points: list[dict], data: EvalData) -> dict:
+    """A router's entry from matching validation and test points (any labels), with its
+    operating point chosen on validation."""
+    ref = data.point(data.val, np.full(len(data.val.task), data.best_single))
+    i = operating_point(val_points, ref["quality"])
+    return {"val": val_points, "test": test_points, "operating_index": i}
+
+
+def sweep_entry(conf_val, conf_test, data: EvalData, lambdas) -> dict:
+    """The trade-off sweep of one router's confidences on validation and test."""
+    val = cost_quality_curve(conf_val, data.val.credit, data.val.costs, data.val.task, data.llm_cost, lambdas, data.task_names)
+    test = cost_quality_curve(conf_test, data.test.credit, data.test.costs, data.test.task, data.llm_cost, lambdas, data.task_names)
+    return points_entry(val, test, data)
+
+
+def curve_report(entries: dict[str, dict], data: EvalData) -> dict:
+    """curve.json content: every router's points, the zero router, the oracle, AIQ, references."""
+    t = data.test
+    singles = zero_router_points(t.credit, t.costs, t.task, data.task_names)
+    for p in singles:
+        p["llm"] = data.llms[p["llm"]]
+    val_single = [data.point(data.val, np.full(len(data.val.task), i))["quality"] for i in range(len(data.llms))]
+    accurate = int(np.argmax(val_single))
+    refs = {"best_single": data.best_single, "most_accurate": accurate}
+    for e in entries.values():
+        for p in e["test"]:
+            p["rel"] = {k: dict(zip(("quality_pct", "cost_pct"), relative(p["quality"], p["cost"], singles[i]["quality"], singles[i]["cost"])))
+                        for k, i in refs.items()}
+    curves = {name: e["test"] for name, e in entries.items()}
+    curves["zero router"] = singles
+    return {
+        "llms": list(data.llms),
+        "reference": {"llm": data.llms[data.best_single], "val_quality": val_single[data.best_single],
+                      "test": singles[data.best_single]},
+        "most_accurate_on_val": {"llm": data.llms[accurate], "val_quality": val_single[accurate], "test": singles[accurate]},
+        "routers": entries,
+        "zero_router": singles,
+        "oracle": data.point(t, oracle_choice(t.credit, t.costs).numpy()),
+        "aiq": aiq_report(curves),
+        "n_test": int(len(t.task)), "n_val": int(len(data.val.task)),
+    }
+
+
+def _f(v, fmt="{:.2f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def curve_markdown(report: dict, title: str) -> str:
+    """curve.md: one table per router (test), the operating points, then the AIQ table."""
+    ref, acc = report["reference"], report["most_accurate_on_val"]
+    lines = [f"# {title}", "",
+             f"Test rows: {report['n_test']} (validation rows: {report['n_val']}). Quality = mean credit (%), "
+             f"cost = mean US$ per query; % columns relative to the reference LLM, the best single LLM on "
+             f"validation: **{ref['llm']}** (test: {100 * ref['test']['quality']:.2f}% at "
+             f"{ref['test']['cost']:.3e} $/query). Oracle: {100 * report['oracle']['quality']:.2f}% at "
+             f"{report['oracle']['cost']:.3e} $/query.", ""]
+    if acc["llm"] != ref["llm"]:
+        lines += [f"The most accurate single LLM on validation is {acc['llm']} (test {100 * acc['test']['quality']:.2f}%).", ""]
+    for name, e in report["routers"].items():
+        lines += [f"## {name}", "", "| point | quality % | % of ref | $/query | cost % of ref | val quality % |",
+                  "|---|---|---|---|---|---|"]
+        for i, (p, v) in enumerate(zip(e["test"], e["val"])):
+            label = p.get("label") or f"λ={p['lambda']:g}"
+            if i == e["operating_index"]:
+                label = f"**{label} (operating)**"
+            r = p["rel"]["best_single"]
+            lines.append(f"| {label} | {100 * p['quality']:.2f} | {_f(r['quality_pct'])} | {p['cost']:.3e} | "
+                         f"{_f(r['cost_pct'])} | {100 * v['quality']:.2f} |")
+        i = e["operating_index"]
+        if i is None:
+            lines += ["", f"No point reaches {100 * MIN_QUALITY:.0f}% of the reference's validation quality."]
+        else:
+            p = e["test"][i]
+            a = p["rel"]["most_accurate"]
+            extra = f"; vs {acc['llm']}: {_f(a['quality_pct'])}% quality, {_f(a['cost_pct'])}% cost" if acc["llm"] != ref["llm"] else ""
+            lines += ["", f"Operating point (lowest validation cost with validation quality >= "
+                      f"{100 * MIN_QUALITY:.0f}% of the reference's): {p.get('label') or 'λ=%g' % p['lambda']}: "
+                      f"test {100 * p['quality']:.2f}% ({_f(p['rel']['best_single']['quality_pct'])}% of ref) at "
+                      f"{p['cost']:.3e} $/query ({_f(p['rel']['best_single']['cost_pct'])}% of ref){extra}."]
+        lines.append("")
+    a = report["aiq"]
+    evals = list(a["per_eval"])
+    lines += ["## AIQ (test; one shared c_max per column, as RouterBench)", "",
+              "| curve | " + " | ".join(evals) + " | mean over evals | pooled |", "|" + "---|" * (len(evals) + 3)]
+    for name in a["pooled"]:
+        cells = [_f(a["per_eval"][t][name], "{:.4f}") for t in evals]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_f(a['mean_over_evals'][name], '{:.4f}')} | {a['pooled'][name]:.4f} |")
+    lines += ["", "c_max ($/query): " + ", ".join(f"{k} {v:.3e}" for k, v in a["c_max"].items()), ""]
+    return "\n".join(lines)
+
+
+def write_curve_files(report: dict, out_dir: str | Path, title: str) -> Path:
+    """Write curve.json, curve.md and curve.png into ``out_dir``."""
+    from routerbench.reporting.plots import plot_cost_quality
+    from routerbench.reporting.run import machine_name
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {**report, "machine": machine_name(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
+    (out / "curve.json").write_text(json.dumps(report, indent=2, default=float))
+    md = curve_markdown(report, title) + f"\nMachine: {report['machine']}. Command: `{report['command']}`.\n"
+    (out / "curve.md").write_text(md)
+    routers = report["routers"]
+    marked = {n: (e["test"][e["operating_index"]]["cost"], e["test"][e["operating_index"]]["quality"])
+              for n, e in routers.items() if e["operating_index"] is not None}
+    plot_cost_quality({n: curve_xy(e["test"]) for n, e in routers.items()},
+                      {p["llm"]: (p["cost"], p["quality"]) for p in report["zero_router"]},
+                      (report["oracle"]["cost"], report["oracle"]["quality"]), out / "curve.png", title, marked)
+    return out
+
+
+# ---- checkpoints -----------------------------------------------------------------------
+
+
+def checkpoint_data(ckpt, prices: dict | None = None):
+    """A checkpoint's data and predictions: ``(EvalData, conf_val, conf_test, own_val, own_test)``.
+
+    ``own_*`` is the router's own ``route()`` choice (its policy, if any); ``conf_*`` its
+    confidences. ``prices`` ({llm: $ per query}) replaces the data config's ``costs``.
+
+    Raises:
+        DataError: the data has no per-query costs, or no validation / test rows.
+    """
+    from routerbench.api import load_router
+    from routerbench.data.splits import split_train_val
+    from routerbench.encoders.cache import cached_encode
+    from routerbench.pipeline import build_table, cache_dir
+
+    router = load_router(ckpt)
+    meta = router.model.meta
+    cfg = OmegaConf.create(meta["config"])
+    if prices:
+        cfg.data.costs = prices
+    table = split_train_val(build_table(cfg.data), float(cfg.data.val_fraction), int(cfg.seed))
+    if table.costs is None:
+        raise DataError(f"{ckpt}: data {cfg.data.name!r} has no per-query costs; give a price table "
+                        f"({{llm: $ per query}} for {table.llms}) with --prices FILE")
+    if list(table.llms) != router.llm_names:
+        raise DataError(f"{ckpt}: data LLMs {table.llms} differ from the checkpoint's {router.llm_names}")
+    val, test = np.flatnonzero(table.roles == "val"), np.flatnonzero(np.isin(table.roles, ["test_id", "test_ood"]))
+    if not len(val) or not len(test):
+        raise DataError(f"{ckpt}: the curve needs validation and test rows (found {len(val)} and {len(test)})")
+    rows = np.concatenate([val, test])
+    texts = [table.texts[i] for i in rows]
+    if router.model.text_encoder is None:
+        x = cached_encode(router.encoder, texts, cache_dir(cfg) / "embeddings", progress=bool(cfg.get("progress", True)))
+        own, conf = router.route_features(x)
+    else:
+        res = router.route(texts)
+        own = np.array([r["index"] for r in res])
+        conf = np.array([[r["probs"][m] for m in router.llm_names] for r in res])
+    credit = np.nan_to_num(table.credit().astype(np.float64))
+    tidx = table.task_index
+    names = table.task_names
+    data = EvalData(
+        list(table.llms), names,
+        Rows(credit[val], table.costs[val].astype(np.float64), tidx[val]),
+        Rows(credit[test], table.costs[test].astype(np.float64), tidx[test]),
+        int(meta.get("best_single", 0)), test_ids=table.ids[test],
+    )
+    k = len(val)
+    return data, conf[:k], conf[k:], own[:k], own[k:]
+
+
+def _run_name(ckpt) -> str:
+    p = Path(ckpt).resolve()
+    return p.parent.parent.name if p.parent.name == "checkpoints" else p.stem
+
+
+def run_curve(ckpts, lambdas=None, output_dir=None, combine: str | None = None, prices: dict | None = None):
+    """Curves of checkpoints (or one combined curve) with AIQ; writes the three files.
+
+    Returns:
+        (report dict, output directory).
+    """
+    lambdas = list(DEFAULT_LAMBDAS if lambdas is None else lambdas)
+    entries, base, own_pts = {}, None, ([], [])
+    for ckpt in ckpts:
+        data, cv, ct, ov, ot = checkpoint_data(ckpt, prices)
+        if base is None:
+            base = data
+        elif data.llms != base.llms or not np.array_equal(data.test_ids, base.test_ids):
+            raise DataError(f"{ckpt}: its test rows or LLMs differ from {ckpts[0]}'s; curves must share test data")
+        name = _run_name(ckpt)
+        if combine:
+            for pts, rows, own in ((own_pts[0], data.val, ov), (own_pts[1], data.test, ot)):
+                pts.append(dict(data.point(rows, own), label=name, checkpoint=str(ckpt), **{"lambda": 0.0}))
+            continue
+        while name in entries:
+            name += "'"
+        entries[name] = dict(sweep_entry(cv, ct, data, lambdas), checkpoint=str(ckpt))
+    if combine:
+        entries[combine] = dict(points_entry(*own_pts, base), checkpoints=[str(c) for c in ckpts])
+    report = curve_report(entries, base)
+    report["lambdas"] = lambdas
+    out = Path(output_dir) if output_dir else Path(ckpts[0]).resolve().parent.parent / "curve"
+    write_curve_files(report, out, "Cost-quality: " + ", ".join(entries))
+    return report, out
+
+
+def read_prices(path: str | None) -> dict | None:
+    """A price table {llm: $ per query} from a JSON or YAML file (None -> None)."""
+    if not path:
+        return None
+    try:
+        prices = OmegaConf.to_container(OmegaConf.load(path))
+    except Exception as e:
+        raise DataError(f"{path}: cannot read a price table ({e})") from None
+    if not isinstance(prices, dict):
+        raise DataError(f"{path}: a price table is a mapping {{llm: $ per query}}")
+    return prices
