@@ -51,6 +51,9 @@ class RouterDC(BaseRouter):
         dropout: dropout in the projection head.
         llm_init_std: std of the LLM embeddings' normal initialisation.
         gather_across_ranks: draw sample-sample negatives from every DDP rank's batch.
+        cost_rate: train on ``target - cost_rate * cost / max LLM mean cost`` (the score-minus-cost
+            objective of RouterDC's RouterBench script, with the cost normalised so the rate is
+            in score units; 0 = quality only). Needs data with costs.
         **kwargs: ``BaseRouter`` arguments.
     """
 
@@ -70,6 +73,7 @@ class RouterDC(BaseRouter):
         dropout: float = 0.0,
         llm_init_std: float = 0.78,
         gather_across_ranks: bool = False,
+        cost_rate: float = 0.0,
         **kwargs,
     ) -> None:
         if similarity not in ("cos", "dot"):
@@ -85,6 +89,15 @@ class RouterDC(BaseRouter):
         self.proj = make_head(h.embed_dim, h.proj_dim, h.hidden_dim, h.dropout)
         p = h.embed_dim if h.proj_dim is None else h.proj_dim
         self.llm_embeddings = nn.Parameter(torch.randn(h.num_llms, p) * h.llm_init_std)
+        self.register_buffer("cost_scale", torch.ones(()))  # max LLM mean train cost (cost_rate)
+
+    def fit_from_data(self, datamodule) -> None:
+        """With ``cost_rate``: the cost scale, the most expensive LLM's mean training cost."""
+        if self.hparams.cost_rate:
+            m = float(datamodule.costs[datamodule.train_rows].mean(0).max())
+            if m <= 0:
+                raise ValueError("RouterDC cost_rate > 0 needs data with costs (data.costs price table)")
+            self.cost_scale.fill_(m)
 
     def similarity(self, z: torch.Tensor) -> torch.Tensor:
         """sim(E(x), k_t) for every LLM [B, T] (before the temperature)."""
@@ -100,6 +113,8 @@ class RouterDC(BaseRouter):
     def compute_losses(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
         h = self.hparams
         target = batch["scores"] if h.target == "score" else batch["credit"]
+        if h.cost_rate:
+            target = target - h.cost_rate * batch["costs"].to(target.dtype) / self.cost_scale
         losses = {
             "sample_llm_loss": sample_llm_contrastive(
                 out["sim"], target, k_pos=h.k_pos, k_neg=h.k_neg,

@@ -1,0 +1,142 @@
+"""Leave-one-LLM-out onboarding on the RouterBench subset: add an LLM without retraining.
+
+    python experiments/onboarding.py [--probe-sizes 50 100 200 500] [--llms NAME ...] [overrides...]
+
+For each LLM L: train the two-stage router without L (``data.exclude_llms=[L]``), then add L from
+probe sets of n training queries (the first n of a seeded permutation of the training rows; never
+validation or test rows) with ``routerbench.onboarding.add_llm``, and evaluate on the test rows
+with all 11 LLMs. Compared with (a) the router without L, (b) the router retrained with every LLM
+(one run, the same for every L), and two baselines that use the same probe data: kNN (existing
+LLMs' credit predicted from the k=10 nearest training queries, L's from the k nearest probe
+queries; argmax) and best-single (the LLM with the best mean probe credit).
+
+Gain recovered = (added - without) / (retrained - without), on the unweighted task average.
+Writes results/onboarding/{table.md, onboarding.json}; resumable (finished fits are reused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from routerbench.api import load_router
+from routerbench.config import compose
+from routerbench.onboarding import add_llm
+from routerbench.pipeline import prepare
+from routerbench.reporting.run import evaluate_rows, machine_name
+from routerbench.train import fit
+
+BASE = ["data=routerbench", "router=two_stage", "router.cost_rate=0.1", "encoder=minilm", "logger=none",
+        "progress=false", "seed=0"]
+
+
+def _fit(overrides, out: Path) -> dict:
+    if not (out / "metrics.json").exists():
+        fit(compose(overrides + [f"output_dir={out}"]))
+    return json.loads((out / "metrics.json").read_text())
+
+
+def _score(table, rows, choice, llm_order) -> dict:
+    """avg / cost of a routing whose indices refer to ``llm_order``."""
+    idx = np.asarray([llm_order.index(m) for m in table.llms])  # table column -> router index
+    to_table = np.argsort(idx)  # router index -> table column
+    rep = evaluate_rows(table, rows, to_table[np.asarray(choice)])
+    return {"avg": rep["avg"], "cost": rep["cost_per_query"], "tasks": rep["tasks"]}
+
+
+def knn_predict(x_index, credit_index, x_query, k=10) -> np.ndarray:
+    xi = x_index / np.linalg.norm(x_index, axis=1, keepdims=True)
+    xq = x_query / np.linalg.norm(x_query, axis=1, keepdims=True)
+    nn = np.argsort(-(xq @ xi.T), axis=1, kind="stable")[:, : min(k, len(xi))]
+    return credit_index[nn].mean(1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--probe-sizes", type=int, nargs="+", default=[50, 100, 200, 500])
+    ap.add_argument("--llms", nargs="*", default=None, help="default: every LLM")
+    ap.add_argument("--out", default="results/onboarding")
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args()
+    out = Path(args.out)
+    base = BASE + list(args.overrides)
+    t0 = time.time()
+    prep = prepare(compose(base))
+    table, x = prep.table, prep.features
+    train = np.flatnonzero(table.roles == "train")
+    test = np.flatnonzero(np.isin(table.roles, ["test_id", "test_ood"]))
+    perm = np.random.default_rng(0).permutation(train)
+    credit = table.credit()
+    full = _fit(base, out / "full")
+    rows = []
+    for llm in args.llms or table.llms:
+        slug = llm.replace("/", "_")
+        wo = _fit(base + [f"data.exclude_llms=[{llm}]"], out / f"without_{slug}")
+        ckpt = out / f"without_{slug}" / "checkpoints" / "best.ckpt"
+        j = table.llms.index(llm)
+        others = [i for i in range(len(table.llms)) if i != j]
+        knn_old = knn_predict(x[train], credit[train][:, others], x[test])
+        for n in args.probe_sizes:
+            probe_rows = perm[:n]
+            added = add_llm(ckpt, table.select(probe_rows), llms=[llm], output=out / f"without_{slug}" / f"added_{n}.ckpt")
+            r = load_router(added)
+            choice, _ = r.route_features(x[test])
+            add = _score(table, test, choice, r.llm_names)
+            # kNN with the same probe data: L's credit from its k nearest probe queries
+            pred = np.zeros((len(test), len(table.llms)))
+            pred[:, others] = knn_old
+            pred[:, j] = knn_predict(x[probe_rows], credit[probe_rows][:, [j]], x[test])[:, 0]
+            knn = _score(table, test, pred.argmax(1), table.llms)
+            best = int(credit[probe_rows].mean(0).argmax())
+            single = _score(table, test, np.full(len(test), best), table.llms)
+            gain = full["avg"] - wo["avg"]
+            rows.append({
+                "llm": llm, "probe": n, "without": wo["avg"], "without_cost": wo["cost_per_query"],
+                "added": add["avg"], "added_cost": add["cost"], "retrained": full["avg"],
+                "retrained_cost": full["cost_per_query"], "knn": knn["avg"], "knn_cost": knn["cost"],
+                "best_single": single["avg"], "best_single_llm": table.llms[best],
+                "routed_to_new": float((np.asarray(r.llm_names)[choice] == llm).mean()),
+                "recovered": (add["avg"] - wo["avg"]) / gain if abs(gain) > 1e-9 else None,
+            })
+            print(json.dumps(rows[-1]))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "onboarding.json").write_text(json.dumps(rows, indent=2))
+    (out / "table.md").write_text(markdown(rows, args, time.time() - t0))
+    print((out / "table.md").read_text())
+
+
+def markdown(rows, args, seconds) -> str:
+    f = lambda v, p=2: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
+    lines = [
+        "## onboarding", "",
+        f"Command: `python experiments/onboarding.py {' '.join(args.overrides)}` ({seconds / 60:.1f} min on "
+        f"{machine_name()}). Two-stage router (`{' '.join(BASE[1:4])}`), seed 0; quality = unweighted mean over "
+        "the 3 tasks of the test rows (%), cost = $ per query (x1e-3). Gain recovered = (added - without) / "
+        "(retrained - without); '-' where retraining gains nothing.", "",
+        "| LLM left out | probe n | without | added | retrained | recovered | routed to it | kNN (probe) | "
+        "best single (probe) | cost without / added / retrained |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['llm']} | {r['probe']} | {f(r['without'])} | {f(r['added'])} | {f(r['retrained'])} | "
+            f"{f(None if r['recovered'] is None else 100 * r['recovered'], 0)}{'' if r['recovered'] is None else '%'} | "
+            f"{100 * r['routed_to_new']:.1f}% | {f(r['knn'])} | {f(r['best_single'])} ({r['best_single_llm'].split('/')[-1]}) | "
+            f"{f(1e3 * r['without_cost'], 3)} / {f(1e3 * r['added_cost'], 3)} / {f(1e3 * r['retrained_cost'], 3)} |")
+    for n in sorted({r["probe"] for r in rows}):
+        sel = [r for r in rows if r["probe"] == n]
+        gw = sum(r["retrained"] - r["without"] for r in sel)
+        ga = sum(r["added"] - r["without"] for r in sel)
+        lines.append("")
+        lines.append(f"- probe {n}: mean added {np.mean([r['added'] for r in sel]):.2f}, mean without "
+                     f"{np.mean([r['without'] for r in sel]):.2f}, retrained {sel[0]['retrained']:.2f}; summed gain "
+                     f"recovered {f(100 * ga / gw if abs(gw) > 1e-9 else None, 0)}%")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
