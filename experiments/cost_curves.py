@@ -24,8 +24,9 @@ SWEEPS = {  # name -> run folder (a router trained without a cost term, swept at
     "kNN, lambda sweep": "kNN_k_10",
 }
 FAMILIES = {  # name -> run folders whose own routing gives one point each
-    "Two-stage, cost rates 0/0.1/0.3": ["Two-stage_cost_rate_0", "Two-stage_cost_rate_0.1", "Two-stage_cost_rate_0.3"],
-    "RouterDC, cost rates 0/0.1/0.3/1": ["RouterDC_cost_rate_0", "RouterDC_cost_rate_0.1", "RouterDC_cost_rate_0.3",
+    "Two-stage, cost rates 0/0.1/0.6/1": ["Two-stage_cost_rate_0", "Two-stage_cost_rate_0.1", "Two-stage_cost_rate_0.6",
+                                          "Two-stage_cost_rate_1"],
+    "RouterDC, cost rates 0/0.1/0.6/1": ["RouterDC_cost_rate_0", "RouterDC_cost_rate_0.1", "RouterDC_cost_rate_0.6",
                                          "RouterDC_cost_rate_1"],
     "Multi-label, cheapest_capable policy": ["Multi-label_cheapest_capable"],
 }

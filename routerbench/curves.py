@@ -29,7 +29,7 @@ from routerbench.metrics.cost import (
     aiq_report, cost_quality_curve, cost_quality_point, curve_xy, relative, zero_router_points,
 )
 
-DEFAULT_LAMBDAS = [0.0] + [float(v) for v in np.round(np.geomspace(1e-3, 1e3, 25), 6)]
+DEFAULT_LAMBDAS = [0.0] + [float(v) for v in np.round(np.geomspace(1e-3, 1e3, 49), 6)]
 MIN_QUALITY = 0.95  # operating point: cheapest on validation with >= 95% of the reference's quality
 
 
@@ -166,7 +166,8 @@ def write_curve_files(report: dict, out_dir: str | Path, title: str) -> Path:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = {**report, "machine": machine_name(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
+    prog = "routerbench" if Path(sys.argv[0]).name == "routerbench" else f"python {sys.argv[0]}"
+    report = {"command": " ".join([prog, *sys.argv[1:]]), **report, "machine": machine_name()}
     (out / "curve.json").write_text(json.dumps(report, indent=2, default=float))
     md = curve_markdown(report, title) + f"\nMachine: {report['machine']}. Command: `{report['command']}`.\n"
     (out / "curve.md").write_text(md)

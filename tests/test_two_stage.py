@@ -197,3 +197,19 @@ def test_add_llm_refuses_other_routers(tmp_path, fast_overrides):
     ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
     with pytest.raises(DataError, match="cannot add an LLM"):
         add_llm(ckpt, tmp_path / "none.csv")
+
+
+def test_compete_target_and_group_choice_by_hand():
+    # 3 probe queries, 3 routed LLMs: LLM 0 alone in group 0, LLMs 1 and 2 in group 1
+    sims = np.array([[0.9, 0.1, 0.3], [0.2, 0.5, 0.4], [0.1, 0.2, 0.6]])
+    util = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    groups = np.array([0, 1, 1])
+    v = np.array([1.0, 1.0, 0.0])  # the new LLM's utility
+    # group 1: the router picks LLM 2 on q0 (0.3 > 0.1), LLM 1 on q1 (0.5), LLM 2 on q2 (0.6)
+    target = TwoStageRouter._compete_target(sims, util, groups == 1, v, margin=0.5, eps=0.02)
+    np.testing.assert_allclose(target, [0.3 + 0.5 * 1 - 0.02, 0.5 + 0.5 * 1 - 0.02, 0.6 + 0.5 * -1 - 0.02])
+    # stage 1 sends q0 to group 0, q1 and q2 to group 1: gains 0 in group 0 (LLM 0 already earns 1),
+    # 1 in group 1 (q1: 1 - 0) -> group 1, even though the nearest group by features says 0
+    assert TwoStageRouter._best_group(sims, util, groups, np.array([0, 1, 1]), v, nearest=0) == 1
+    # no gain anywhere -> the nearest group
+    assert TwoStageRouter._best_group(sims, util, groups, np.array([0, 1, 1]), np.zeros(3), nearest=0) == 0

@@ -85,6 +85,14 @@ class TwoStageRouter(BaseRouter):
         proj_norm_weight: weight of the norm penalty on C.
         group_cost_weight: weight of the log-cost feature when grouping LLMs.
         ridge: ridge strength of the new-LLM embedding solve.
+        onboard_calibration: what a new LLM's cosine to the probe queries is fitted to
+            (``projection: query`` only): ``projection`` = eq. 7's prediction ``(v - b) / a``;
+            ``compete`` = the cosine of the group-mate the router picks on that query, raised or
+            lowered by how much more (less) utility the new LLM earns there, so it takes the
+            queries where it beats the current choice (the contrastive losses leave each LLM's
+            cosines inflated where it is chosen, which eq. 7's calibration does not see); it then
+            joins the group where it adds the most utility on the probe queries stage 1 sends
+            there (the nearest group by features when it adds none, and always with ``projection``).
         proj_dim: size of the query / LLM / group embeddings.
         hidden_dim: hidden width of the query head (0: linear).
         dropout: dropout in the query head.
@@ -97,10 +105,12 @@ class TwoStageRouter(BaseRouter):
                  group_k_pos: int = 1, neg_max: float = 0.5, temperature: float = 1.0, cost_rate: float = 0.0,
                  top_groups: int = 1, cost_weight: float = 0.0, projection: str = "query", probe_size: int = 500,
                  proj_norm_weight: float = 1e-3, group_cost_weight: float = 1.0, ridge: float = 1e-2,
-                 proj_dim: int = 128, hidden_dim: int = 0, dropout: float = 0.0, llm_init_std: float = 0.78,
-                 seed: int = 0, **kwargs) -> None:
+                 onboard_calibration: str = "compete", proj_dim: int = 128, hidden_dim: int = 0,
+                 dropout: float = 0.0, llm_init_std: float = 0.78, seed: int = 0, **kwargs) -> None:
         if projection not in ("free", "query"):
             raise ValueError(f"projection must be 'free' or 'query', got {projection!r}")
+        if onboard_calibration not in ("compete", "projection"):
+            raise ValueError(f"onboard_calibration must be 'compete' or 'projection', got {onboard_calibration!r}")
         if not 1 <= top_groups <= num_groups:
             raise ValueError(f"top_groups must be in 1..num_groups={num_groups}, got {top_groups}")
         super().__init__(**kwargs)
@@ -240,6 +250,7 @@ class TwoStageRouter(BaseRouter):
             raise ValueError(f"add_llms: {len(names)} names, credit {new_credit.shape}, costs {new_cost.shape}, "
                              f"old credit {old_credit.shape} for {t} routed LLMs")
         # group: nearest group centroid in the grouping features, all computed on the probe queries
+        # (with onboard_calibration 'compete': the group where it adds the most utility, see _best_group)
         mu, sd = self.cost_stats.tolist()
         task = np.asarray([str(x) for x in task])
         feats = llm_features(np.concatenate([old_credit, new_credit], 1), task,
@@ -259,9 +270,42 @@ class TwoStageRouter(BaseRouter):
             zq = F.normalize(self.proj(torch.as_tensor(probe_x, dtype=torch.float32)), dim=-1).double()
             scale, bias = float(self.proj_scale), float(self.proj_bias)
             emb = self._ridge(scale * zq.T, torch.as_tensor(new_credit) - bias)
-            emb = self._refine(emb.float(), zq.float(), torch.as_tensor(new_credit, dtype=torch.float32),
-                               scale, bias, refine_steps)
+            target = torch.as_tensor(new_credit, dtype=torch.float32)
+            if h.onboard_calibration == "compete":
+                sims = (zq.float() @ F.normalize(self.llm_embeddings, dim=-1).T).numpy()
+                util = llm_utility(torch.as_tensor(np.concatenate([old_credit, new_credit], 1)),
+                                   torch.cat([self.llm_cost.double(), torch.as_tensor(new_cost)]), h.cost_rate).numpy()
+                stage1 = (zq.float() @ F.normalize(self.group_embeddings, dim=-1).T).argmax(1).numpy()
+                new_groups = np.array([self._best_group(sims, util[:, :t], groups, stage1, util[:, t + j], g0)
+                                       for j, g0 in enumerate(new_groups)])
+                target = torch.as_tensor(np.stack([
+                    self._compete_target(sims, util[:, :t], groups == g, util[:, t + j])
+                    for j, g in enumerate(new_groups)], 1), dtype=torch.float32)
+                scale, bias = 1.0, 0.0
+            emb = self._refine(emb.float(), zq.float(), target, scale, bias, refine_steps)
         return self._extended(names, emb.float(), new_groups, new_cost, new_credit, probe_cols)
+
+    @staticmethod
+    def _best_group(sims, util, groups, stage1, v, nearest) -> int:
+        """The group where the new LLM would add the most utility on the probe queries that stage 1
+        sends there (over the mate the router picks on each); no gain anywhere = the nearest group."""
+        gains = []
+        for g in range(int(groups.max()) + 1):
+            q = np.flatnonzero(stage1 == g)
+            idx = np.flatnonzero(groups == g)
+            cur = idx[sims[np.ix_(q, idx)].argmax(1)] if len(q) else idx[:0]
+            gains.append(np.clip(v[q] - util[q, cur], 0, None).sum() if len(q) else 0.0)
+        return int(np.argmax(gains)) if max(gains) > 0 else int(nearest)
+
+    @staticmethod
+    def _compete_target(sims, util, members, v, margin: float = 0.5, eps: float = 0.02) -> np.ndarray:
+        """Target cos of a new LLM on the probe queries: the cos of the group-mate the router
+        picks there, plus ``margin`` x (the new LLM's utility - that mate's), minus ``eps``
+        (a tie keeps the current choice). It should win exactly where it earns more."""
+        idx = np.flatnonzero(members)
+        cur = idx[sims[:, idx].argmax(1)]
+        rows = np.arange(len(v))
+        return sims[rows, cur] + margin * (v - util[rows, cur]) - eps
 
     def _ridge(self, cs: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """argmin_m |m C_S - v|^2 + ridge * n * |m|^2 for each column of v [n, k] -> [k, d]."""
