@@ -142,6 +142,18 @@ def cmd_study(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from routerbench.sweep import option_parser, run_sweep
+
+    o = option_parser().parse_intermixed_args(args.rest)
+    out, failed = run_sweep(args.spec, o.overrides, output_dir=o.output_dir, count=o.count, parallel=o.parallel,
+                            seed=o.seed)
+    print((out / "ranking.md").read_text())
+    if failed:
+        print(f"error: {len(failed)} trial(s) failed: {', '.join(failed)} (logs in {out}/trials/<id>/)", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_curve(args) -> int:
     from routerbench.curves import read_prices, run_curve
 
@@ -191,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", help=ov)
     s.add_argument("--output-dir", default=None)
     s.set_defaults(fn=cmd_study)
+    s = sub.add_parser("sweep", help="run (or resume) a grid/random wandb sweep spec offline; rank on validation",
+                       epilog="options, in any order after SPEC: --parallel N (trials at once, each in its own "
+                              "process), --count N (number of trials; grid: the first N), --output-dir DIR "
+                              "(default runs/sweeps/<name>), --seed S (random draws); other items are overrides "
+                              "applied to every trial. docs/sweeps.md")
+    s.add_argument("spec", help="a wandb sweep yaml, e.g. configs/sweeps/routerdc_grid.yaml")
+    s.add_argument("rest", nargs=argparse.REMAINDER, metavar="[--parallel N] [--count N] [--output-dir DIR] [overrides]")
+    s.set_defaults(fn=cmd_sweep)
     s = sub.add_parser("curve", help="cost-quality curves, AIQ and a plot for checkpoints (docs/cost.md)")
     s.add_argument("ckpts", nargs="+", metavar="CKPT")
     s.add_argument("--lambdas", type=float, nargs="+", default=None, help="trade-off weights (default: 0 and 1e-3..1e3)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import random
 import time
 from pathlib import Path
 
@@ -60,7 +61,40 @@ def make_trainer(cfg, run_dir: Path, callbacks=(), logger=None) -> L.Trainer:
         deterministic=t.deterministic, default_root_dir=str(run_dir), callbacks=list(callbacks),
         logger=logger if logger is not None else False, enable_progress_bar=bool(cfg.progress),
         enable_model_summary=False, num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # RouterDataModule shards batches itself (same batches for any process count)
     )
+
+
+class RNGState(L.Callback):
+    """Puts the global RNG states (torch, CUDA, numpy, random) into checkpoints and restores them
+    when training resumes, so dropout and sampled negatives after a resume are those of an
+    uninterrupted run. They are saved at checkpoint time (rank 0's) and applied at train start.
+    Stored as tensors and plain tuples, so ``torch.load(weights_only=True)`` reads them."""
+
+    def __init__(self) -> None:
+        self._pending = None
+
+    def state_dict(self) -> dict:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        state = {"torch": torch.get_rng_state(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos,
+                 has_gauss, gauss), "random": random.getstate()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self._pending = state
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self._pending is None:
+            return
+        s, self._pending = self._pending, None
+        torch.set_rng_state(s["torch"])
+        kind, keys, pos, has_gauss, gauss = s["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        random.setstate(s["random"])
+        if "cuda" in s and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(s["cuda"])
 
 
 def build_router(cfg, prep: Prepared, dm_probe: RouterDataModule | None = None) -> BaseRouter:
@@ -154,7 +188,7 @@ def fit(cfg) -> dict | None:
         dirpath=str(run_dir / "checkpoints"), filename="best", monitor="val/score", mode="max",
         save_last=True, auto_insert_metric_name=False,
     )
-    callbacks = [ckpt_cb]
+    callbacks = [ckpt_cb, RNGState()]
     if cfg.trainer.patience:
         callbacks.append(L.pytorch.callbacks.EarlyStopping("val/score", mode="max", patience=int(cfg.trainer.patience)))
     trainer = make_trainer(cfg, run_dir, callbacks, make_logger(cfg, run_dir))
@@ -180,7 +214,11 @@ def fit(cfg) -> dict | None:
     if trainer.logger:
         flat = {f"test/{k}": v for k, v in metrics["tasks"].items()}
         flat.update({f"test/{k}": metrics[k] for k in ("id_avg", "ood_avg", "cost_per_query") if metrics.get(k) is not None})
+        flat["val/best_score"] = extra["best_val_score"]  # the kept checkpoint's val/score (sweeps rank on it)
+        if metrics.get("val"):
+            flat["val/avg"] = metrics["val"]["avg"]
         trainer.logger.log_metrics(flat)
+        trainer.logger.save()  # the CSV logger buffers; write these final rows too
         if hasattr(trainer.logger, "experiment") and cfg.logger.kind == "wandb":
             trainer.logger.experiment.finish()
     log.info("run directory: %s", run_dir)

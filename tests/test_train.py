@@ -44,3 +44,17 @@ def test_wandb_offline_run(tmp_path):
     assert m is not None
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert runs, "an offline wandb run directory is written (wandb sync uploads it later)"
+
+
+def test_csv_logger_run(tmp_path):
+    import csv
+
+    m = fit(compose(FAST + ["trainer.max_steps=20", "trainer.val_every_n_steps=10", "logger=csv",
+                            f"output_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'c'}"]))
+    rows = list(csv.DictReader(open(tmp_path / "run" / "csv" / "metrics.csv")))
+    val = [float(r["val/score"]) for r in rows if r.get("val/score")]
+    assert len(val) == 2, "one val/score per validation (steps 10 and 20)"
+    assert max(val) == pytest.approx(m["best_val_score"])
+    final = [r for r in rows if r.get("val/best_score")]
+    assert final and float(final[-1]["val/best_score"]) == pytest.approx(m["best_val_score"])
+    assert float(final[-1]["test/id_avg"]) == pytest.approx(m["id_avg"])

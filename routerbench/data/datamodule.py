@@ -1,13 +1,31 @@
-"""RouterDataModule: batches of cached embeddings (or tokenised text) with score vectors."""
+"""RouterDataModule: batches of cached embeddings (or tokenised text) with score vectors.
+
+Training batches come from an ``EpochBatchSampler`` inside a ``ResumableLoader``, so that
+
+- **a resumed run sees exactly the batches an uninterrupted run sees.** The training order is a
+  function of (seed, epoch) only, and the loader keeps a cursor (epoch, batches consumed) that it
+  exposes through ``state_dict`` / ``load_state_dict``. Lightning (2.6 here) stores the state of
+  any train loader with these two methods in the checkpoint
+  (``loops.fit_loop.state_dict.combined_loader``) and loads it before iterating again on resume,
+  so ``fit resume=last`` continues with the next batch instead of restarting the epoch;
+- **W DDP processes with batch size B/W train on the batches one process with batch size B
+  would.** Each epoch's permutation is cut into global batches of ``batch_size * world_size``
+  rows and process ``r`` takes slice ``r`` of every global batch (the last global batch is filled
+  up by wrapping around the permutation, so every process always has ``batch_size`` rows and
+  DDP's gradient average equals the one-process mean). The sampler does its own sharding: the
+  Trainer runs with ``use_distributed_sampler=False``. Validation rows are split across processes
+  without padding, so no row is counted twice in the reduced validation metrics.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from lightning import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from routerbench.data.splits import sample_per_task
 from routerbench.data.table import ScoreTable
@@ -22,6 +40,113 @@ class _Rows(Dataset):
 
     def __getitem__(self, i: int) -> int:
         return int(self.rows[i])
+
+
+def _epoch_rng(seed: int, epoch: int, stream: int = 0) -> np.random.Generator:
+    """A generator that depends only on (seed, epoch, stream)."""
+    return np.random.default_rng([int(seed) % 2**63, int(epoch), int(stream)])
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Shuffled training batches of one process, a pure function of (seed, epoch).
+
+    Epoch ``e`` shuffles the ``n`` dataset positions with a generator seeded by ``(seed, e)``,
+    wraps the permutation around to a multiple of the global batch ``batch_size * world_size``,
+    and cuts it into global batches; this process yields slice ``rank`` of each. The sampler
+    holds a cursor (``epoch``, ``start`` = batches consumed in that epoch) that only
+    ``advance()`` moves (``ResumableLoader`` calls it as each batch reaches the training loop),
+    so iterating again continues where the consumer stopped; a finished epoch moves the cursor
+    to the start of the next one.
+
+    Args:
+        n: number of dataset positions.
+        batch_size: rows per batch of this process.
+        seed: shuffling seed (the same on every process).
+        rank: this process's index in ``[0, world_size)``.
+        world_size: number of processes sharing each global batch.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world_size {world_size}")
+        self.n, self.batch_size, self.seed = int(n), int(batch_size), int(seed)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.epoch, self.start = 0, 0
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.world_size
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.global_batch)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """Epoch ``epoch``'s global order: a permutation wrapped to ``len(self)`` global batches."""
+        perm = _epoch_rng(self.seed, epoch).permutation(self.n)
+        return np.resize(perm, len(self) * self.global_batch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, start = self.epoch, self.start
+        if not self.n:
+            return
+        order, g, b = self.order(epoch), self.global_batch, self.batch_size
+        for i in range(start, len(self)):
+            yield order[i * g + self.rank * b: i * g + (self.rank + 1) * b].tolist()
+
+    def advance(self) -> None:
+        """One more batch was consumed; after the last one, go to the next epoch."""
+        self.start += 1
+        if self.start >= len(self):
+            self.epoch, self.start = self.epoch + 1, 0
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "start": self.start, "n": self.n, "global_batch": self.global_batch,
+                "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the cursor; the data size, global batch and seed must be the saved ones."""
+        for key in ("n", "global_batch", "seed"):
+            if key in state and state[key] != getattr(self, key):
+                raise ValueError(
+                    f"cannot resume the training order: the checkpoint's {key} is {state[key]}, this "
+                    f"run's is {getattr(self, key)} (resume with the same data, seed and batch_size x devices)"
+                )
+        self.epoch, self.start = int(state["epoch"]), int(state["start"])
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader over an ``EpochBatchSampler`` whose position goes into checkpoints.
+
+    Each batch handed to the consumer advances the sampler's cursor (counted here, on the
+    consumer side, so worker prefetching does not skew it). ``state_dict`` / ``load_state_dict``
+    make it a stateful loader for Lightning. Its own ``generator`` is reseeded from
+    (seed, epoch) at each pass, so iterating never draws from the global torch RNG (dropout and
+    other random ops see the same RNG stream with or without a resume).
+    """
+
+    def __init__(self, dataset: Dataset, batch_sampler: EpochBatchSampler, **kwargs) -> None:
+        kwargs.setdefault("generator", torch.Generator())
+        super().__init__(dataset, batch_sampler=batch_sampler, **kwargs)
+
+    def __iter__(self):
+        sampler = self.batch_sampler
+        seed = int(_epoch_rng(sampler.seed, sampler.epoch, stream=1).integers(2**62))
+        self.generator.manual_seed(seed)  # worker seeds of this pass
+        return self._counted(super().__iter__(), sampler)
+
+    @staticmethod
+    def _counted(it, sampler: EpochBatchSampler):
+        for batch in it:
+            sampler.advance()  # before handing it over: a checkpoint taken after this step resumes after it
+            yield batch
+
+    def state_dict(self) -> dict:
+        return self.batch_sampler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batch_sampler.load_state_dict(state)
 
 
 class RouterDataModule(LightningDataModule):
@@ -39,7 +164,7 @@ class RouterDataModule(LightningDataModule):
         batch_size: batch size per process.
         samples_per_task: official RouterDC sampling of N train rows per task (None = all).
         num_workers: DataLoader workers.
-        seed: shuffling seed (identical on every DDP rank; Lightning's sampler splits it).
+        seed: shuffling seed (identical on every DDP rank; ``EpochBatchSampler`` shards it).
     """
 
     def __init__(
@@ -114,19 +239,33 @@ class RouterDataModule(LightningDataModule):
         return batch
 
     def loader(self, rows: np.ndarray, shuffle: bool = False) -> DataLoader:
-        """A DataLoader over the given table rows."""
+        """A DataLoader over the given table rows, in order (or a fresh shuffled training
+        loader for this process when ``shuffle``)."""
+        if shuffle:
+            rank, world = self._process()
+            sampler = EpochBatchSampler(len(rows), self.batch_size, self.seed, rank, world)
+            return ResumableLoader(_Rows(self, rows), sampler, **self._loader_kwargs())
         gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
-            _Rows(self, rows), batch_size=self.batch_size, shuffle=shuffle, generator=gen,
-            collate_fn=self.collate, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        return DataLoader(_Rows(self, rows), batch_size=self.batch_size, shuffle=False, generator=gen,
+                          **self._loader_kwargs())
+
+    def _loader_kwargs(self) -> dict:
+        return {"collate_fn": self.collate, "num_workers": self.num_workers,
+                "persistent_workers": self.num_workers > 0}
+
+    def _process(self) -> tuple[int, int]:
+        """(rank, world size) of this process in the attached Trainer; (0, 1) without one."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return int(trainer.global_rank), int(trainer.world_size)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader(self.train_rows, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self.loader(self.val_rows)
+        rank, world = self._process()
+        return self.loader(np.array_split(self.val_rows, world)[rank])  # no padding: each row once
 
     def test_dataloader(self) -> DataLoader:
         return self.loader(self.test_rows)

@@ -1,0 +1,89 @@
+"""A run killed mid-training and resumed from its last checkpoint ends like an uninterrupted one.
+
+The resumed run must see the same batches (the train loader's position is in the checkpoint,
+routerbench/data/datamodule.py) and the same RNG stream (dropout; train.RNGState), so the
+metrics are equal exactly, not approximately.
+"""
+
+import json
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+import routerbench.train as train
+from conftest import FAST
+from routerbench.config import compose
+from routerbench.data.datamodule import EpochBatchSampler, ResumableLoader, _Rows
+
+
+class Kill(L.Callback):
+    """Simulates a crash: raises once training reaches ``step`` optimiser steps."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step >= self.step:
+            raise RuntimeError(f"killed at step {trainer.global_step}")
+
+
+def _fit_killed(cfg, step: int, monkeypatch) -> None:
+    make = train.make_trainer
+
+    def with_kill(cfg_, run_dir, callbacks=(), logger=None):
+        return make(cfg_, run_dir, [*callbacks, Kill(step)], logger)
+
+    with monkeypatch.context() as m:
+        m.setattr(train, "make_trainer", with_kill)
+        with pytest.raises(RuntimeError, match="killed at step"):
+            train.fit(cfg)
+
+
+@pytest.mark.parametrize("router", ["mlp", pytest.param("routerdc", marks=pytest.mark.slow)])
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch, router):
+    # 120 synthetic train rows x 6 topics, batch 64: ~10 batches an epoch, so the kill at step 130
+    # (last checkpoint at step 100) lands mid-epoch; mlp has dropout 0.1, routerdc samples negatives.
+    base = FAST + [f"router={router}", f"cache_dir={tmp_path / 'cache'}"]
+    full = train.fit(compose(base + [f"output_dir={tmp_path / 'full'}"]))
+    killed = tmp_path / "killed"
+    _fit_killed(compose(base + [f"output_dir={killed}"]), 130, monkeypatch)
+    assert not (killed / "metrics.json").exists()
+    ckpt = torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 100
+    state = ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]
+    assert state["start"] > 0, "the kill is meant to land mid-epoch"
+    resumed = train.fit(compose(base + [f"output_dir={killed}", "resume=last"]))
+    assert resumed["global_step"] == full["global_step"] == 200
+    assert resumed["best_val_score"] == full["best_val_score"]
+    assert resumed["val"] == full["val"]
+    assert resumed["tasks"] == full["tasks"] and resumed["routed"] == full["routed"]
+
+
+def test_loader_state_continues_the_stream_across_epochs():
+    def loader():
+        return ResumableLoader(_Rows(None, np.arange(10)), EpochBatchSampler(10, 4, seed=3),
+                               collate_fn=torch.as_tensor)
+
+    whole = loader()
+    stream = [b.tolist() for _ in range(3) for b in whole]        # 3 epochs of 3 batches
+    assert all(len(b) == 4 for b in stream)                       # the last batch wraps around
+    assert sorted(sum(stream[:3], [])[:10]) == list(range(10))
+    a = loader()
+    first = [x.tolist() for x in a]
+    first.append(next(iter(a)).tolist())                          # one batch into epoch 1, then "killed"
+    b = loader()
+    b.load_state_dict(a.state_dict())
+    rest = [x.tolist() for x in b] + [x.tolist() for x in b]      # rest of epoch 1, then epoch 2
+    assert first + rest == stream
+    with pytest.raises(ValueError, match="global_batch"):
+        ResumableLoader(_Rows(None, np.arange(10)), EpochBatchSampler(10, 5, seed=3)).load_state_dict(a.state_dict())
+
+
+def test_two_shards_make_the_one_process_batches():
+    one = EpochBatchSampler(11, 4, seed=0)
+    shards = [EpochBatchSampler(11, 2, seed=0, rank=r, world_size=2) for r in range(2)]
+    assert len(one) == len(shards[0]) == len(shards[1]) == 3
+    for g, s0, s1 in zip(one, *shards):
+        assert g == s0 + s1
