@@ -1,4 +1,4 @@
-"""The one entry point: ``routerbench fit | test | route | validate | embed | cluster``.
+"""The one entry point: ``routerbench fit | test | route | validate | embed | cluster | study | sweep | curve | add-llm``.
 
 Each command composes the config (``group=option``, ``experiment=name``, ``a.b=value``), runs,
 and exits non-zero on failure: bad input prints one message naming file, row and field.
@@ -165,6 +165,15 @@ def cmd_curve(args) -> int:
     return 0
 
 
+def cmd_add_llm(args) -> int:
+    from routerbench.onboarding import add_llm
+
+    out = add_llm(args.ckpt, args.probe, llms=args.llm or None, output=args.output, cost=args.cost,
+                  probe_size=args.probe_size, task=args.task, rule=args.rule)
+    print(f"wrote {out} (evaluate it with: routerbench test {out})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="routerbench", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -218,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--combine", default=None, metavar="NAME", help="the checkpoints are the points of one curve NAME")
     s.add_argument("--prices", default=None, metavar="FILE", help="price table {llm: $ per query} (JSON/YAML) for data without costs")
     s.set_defaults(fn=cmd_curve)
+    s = sub.add_parser("add-llm", help="add a new LLM to a trained router from its probe-set scores, no retraining")
+    s.add_argument("ckpt")
+    s.add_argument("probe", help="score file: the probe queries with every routed LLM's and the new LLM's scores")
+    s.add_argument("--llm", nargs="*", default=None, help="the new LLM name(s) (default: the probe's extra columns)")
+    s.add_argument("--cost", type=float, nargs="*", default=None, help="mean $ per query of each new LLM (default: probe costs)")
+    s.add_argument("--probe-size", type=int, default=None, help="use the first N probe queries")
+    s.add_argument("--task", default=None)
+    s.add_argument("--rule", default=None)
+    s.add_argument("-o", "--output", default=None, help="new checkpoint (default: beside CKPT)")
+    s.set_defaults(fn=cmd_add_llm)
     return p
 
 

@@ -186,7 +186,7 @@ def fit(cfg) -> dict | None:
     dm = make_datamodule(cfg, prep, router)
     ckpt_cb = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=str(run_dir / "checkpoints"), filename="best", monitor="val/score", mode="max",
-        save_last=True, auto_insert_metric_name=False,
+        save_last=True, auto_insert_metric_name=False, enable_version_counter=False,  # a rerun replaces best.ckpt
     )
     callbacks = [ckpt_cb, RNGState()]
     if cfg.trainer.patience:
