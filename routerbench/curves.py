@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from routerbench.data.errors import DataError
 from routerbench.metrics.baselines import oracle_choice
 from routerbench.metrics.cost import (
-    aiq_report, cost_quality_curve, cost_quality_point, curve_xy, relative, zero_router_points,
+    aiq_report, cost_quality_curve, cost_quality_point, curve_xy, relative, singles_above, zero_router_points,
 )
 
 DEFAULT_LAMBDAS = [0.0] + [float(v) for v in np.round(np.geomspace(1e-3, 1e3, 49), 6)]
@@ -97,6 +97,9 @@ def curve_report(entries: dict[str, dict], data: EvalData) -> dict:
             p["rel"] = {k: dict(zip(("quality_pct", "cost_pct"), relative(p["quality"], p["cost"], singles[i]["quality"], singles[i]["cost"])))
                         for k, i in refs.items()}
     curves = {name: e["test"] for name, e in entries.items()}
+    single_xy = curve_xy(singles)
+    for e in entries.values():  # pooled test points: which single LLMs lie above this curve
+        e["singles_above"] = [data.llms[i] for i in singles_above(curve_xy(e["test"]), single_xy)]
     curves["zero router"] = singles
     return {
         "llms": list(data.llms),
@@ -147,6 +150,10 @@ def curve_markdown(report: dict, title: str) -> str:
                       f"{100 * MIN_QUALITY:.0f}% of the reference's): {p.get('label') or 'λ=%g' % p['lambda']}: "
                       f"test {100 * p['quality']:.2f}% ({_f(p['rel']['best_single']['quality_pct'])}% of ref) at "
                       f"{p['cost']:.3e} $/query ({_f(p['rel']['best_single']['cost_pct'])}% of ref){extra}."]
+        above = e.get("singles_above")
+        if above is not None:
+            lines += ["", "Single LLMs above this curve's hull (pooled test): "
+                      + (", ".join(above) if above else "none") + "."]
         lines.append("")
     a = report["aiq"]
     evals = list(a["per_eval"])

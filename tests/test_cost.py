@@ -230,3 +230,15 @@ def test_curve_without_costs_fails_clearly_and_prices_fix_it(run, tmp_path, monk
     bad.write_text("only-one: 1.0\n")
     assert main(["curve", ckpt, "--prices", str(bad)]) == 2
     assert "price table must name exactly the LLMs" in capsys.readouterr().err
+
+
+def test_singles_above_by_hand():
+    from routerbench.metrics.cost import singles_above
+
+    curve = [[1.0, 0.5], [3.0, 0.9]]  # hull: (1, .5) -> (3, .9), flat after 3
+    singles = [[2.0, 0.69],  # below the chord (0.7 at cost 2)
+               [2.0, 0.75],  # above it
+               [5.0, 0.9],   # on the flat extension
+               [0.5, 0.6],   # cheaper than the curve starts and better than its start
+               [0.5, 0.4]]   # cheaper, worse
+    assert singles_above(curve, singles) == [1, 3]

@@ -106,6 +106,27 @@ def aiq(curves: Mapping[str, object]) -> dict[str, float]:
     return {k: float(np.trapezoid(h[:, 1], h[:, 0]) / c_max) for k, h in hulls.items()}
 
 
+def singles_above(curve, singles, tol: float = 1e-9) -> list[int]:
+    """Indices of the single-LLM points lying above a curve's hull (a curve "no single LLM lies
+    above" returns []).
+
+    Between the hull's cheapest and dearest points the hull is interpolated linearly; beyond its
+    dearest point it is flat (as AIQ extends it); a single LLM cheaper than the hull's cheapest
+    point is above when its quality exceeds that point's (nothing on the curve is as cheap).
+
+    Args:
+        curve: [n, 2] (cost, quality) points of the router.
+        singles: [m, 2] (cost, quality) points of the single LLMs.
+    """
+    hull = nondecreasing_hull(curve)
+    out = []
+    for i, (c, q) in enumerate(np.asarray(singles, dtype=np.float64).reshape(-1, 2)):
+        ref = hull[0, 1] if c < hull[0, 0] else np.interp(c, hull[:, 0], hull[:, 1])
+        if q > ref + tol:
+            out.append(i)
+    return out
+
+
 def curve_xy(points: Sequence[dict], task: str | None = None) -> np.ndarray:
     """(cost, quality) pairs [n, 2] of a curve, pooled (``task=None``) or of one task."""
     src = [pt if task is None else pt["tasks"][task] for pt in points]
