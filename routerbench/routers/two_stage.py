@@ -24,7 +24,11 @@ the lower column / cheaper group).
 
 Inference: stage 1 keeps the ``top_groups`` groups most similar to the query; stage 2 picks, among
 their LLMs, the argmax of ``cos / temperature - cost_weight * cost / max cost`` (``cost_weight``
-0 = the most similar LLM).
+0 = the most similar LLM). The confidences (``probs``, what routing policies and ``routerbench
+curve`` read) are, with ``projection: query``, eq. 7's credit prediction ``a cos + b`` clipped to
+[0, 1] for the LLMs of the chosen groups and -1 for the others (ordered as the logits within a
+query, so argmax routing is unchanged, but on the scale of credit, so a cost trade-off on them is
+meaningful); with ``projection: free``, the softmax of the logits.
 
 A new LLM (``add_llms``, ``routerbench add-llm``): it joins the group whose members are nearest to
 it in the same performance-and-cost features, computed on the probe queries, and its embedding
@@ -187,7 +191,10 @@ class TwoStageRouter(BaseRouter):
         top = gsim.topk(h.top_groups, dim=-1).indices  # [B, top]
         allowed = (self.llm_group[None, :, None] == top[:, None, :]).any(-1)  # [B, T]
         logits = (sim / h.temperature).masked_fill(~allowed, float("-inf"))
-        return {"sim": sim, "group_sim": gsim, "logits": logits}
+        out = {"sim": sim, "group_sim": gsim, "logits": logits}
+        if h.projection == "query":  # eq. 7's prediction of each LLM's credit; -1 outside the chosen groups
+            out["probs"] = (self.proj_scale * sim + self.proj_bias).clamp(0, 1).masked_fill(~allowed, -1.0)
+        return out
 
     def route(self, out: dict) -> torch.Tensor:
         """Stage 2: the best allowed LLM, penalised by ``cost_weight`` x normalised cost."""
