@@ -1,6 +1,6 @@
 """Leave-one-LLM-out onboarding on the RouterBench subset: add an LLM without retraining.
 
-    python experiments/onboarding.py [--probe-sizes 50 100 200 500] [--llms NAME ...] [overrides...]
+    python experiments/onboarding.py [--seeds 0 1 2] [--probe-sizes 50 100 200 500] [--llms NAME ...] [overrides...]
 
 For each LLM L: train the two-stage router without L (``data.exclude_llms=[L]``), then add L from
 probe sets of n training queries (the first n of a seeded permutation of the training rows; never
@@ -10,7 +10,9 @@ with all 11 LLMs. Compared with (a) the router without L, (b) the router retrain
 LLMs' credit predicted from the k=10 nearest training queries, L's from the k nearest probe
 queries; argmax) and best-single (the LLM with the best mean probe credit).
 
-Gain recovered = (added - without) / (retrained - without), on the unweighted task average.
+Every number is the mean over ``--seeds`` (each seed trains its own routers and draws its own
+probe permutation). Gain recovered = (added - without) / (retrained - without), on the unweighted
+task average.
 Writes results/onboarding/{table.md, onboarding.json}; resumable (finished fits are reused).
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -31,7 +34,7 @@ from routerbench.reporting.run import evaluate_rows, machine_name
 from routerbench.train import fit
 
 BASE = ["data=routerbench", "router=two_stage", "router.cost_rate=0.1", "encoder=minilm", "logger=none",
-        "progress=false", "seed=0"]
+        "progress=false"]
 
 
 def _fit(overrides, out: Path) -> dict:
@@ -57,6 +60,7 @@ def knn_predict(x_index, credit_index, x_query, k=10) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--probe-sizes", type=int, nargs="+", default=[50, 100, 200, 500])
     ap.add_argument("--llms", nargs="*", default=None, help="default: every LLM")
     ap.add_argument("--out", default="results/onboarding")
@@ -69,40 +73,51 @@ def main() -> None:
     table, x = prep.table, prep.features
     train = np.flatnonzero(table.roles == "train")
     test = np.flatnonzero(np.isin(table.roles, ["test_id", "test_ood"]))
-    perm = np.random.default_rng(0).permutation(train)
     credit = table.credit()
-    full = _fit(base, out / "full")
+    per_seed = []
+    for seed in args.seeds:
+        full = _fit(base + [f"seed={seed}"], out / f"seed{seed}" / "full")
+        perm = np.random.default_rng(seed).permutation(train)
+        for llm in args.llms or table.llms:
+            slug = llm.replace("/", "_")
+            run = out / f"seed{seed}" / f"without_{slug}"
+            wo = _fit(base + [f"seed={seed}", f"data.exclude_llms=[{llm}]"], run)
+            j = table.llms.index(llm)
+            others = [i for i in range(len(table.llms)) if i != j]
+            knn_old = knn_predict(x[train], credit[train][:, others], x[test])
+            for n in args.probe_sizes:
+                probe_rows = perm[:n]
+                added = add_llm(run / "checkpoints" / "best.ckpt", table.select(probe_rows), llms=[llm],
+                                output=run / f"added_{n}.ckpt")
+                r = load_router(added)
+                choice, _ = r.route_features(x[test])
+                add = _score(table, test, choice, r.llm_names)
+                pred = np.zeros((len(test), len(table.llms)))  # kNN with the same probe data
+                pred[:, others] = knn_old
+                pred[:, j] = knn_predict(x[probe_rows], credit[probe_rows][:, [j]], x[test])[:, 0]
+                knn = _score(table, test, pred.argmax(1), table.llms)
+                best = int(credit[probe_rows].mean(0).argmax())
+                single = _score(table, test, np.full(len(test), best), table.llms)
+                per_seed.append({
+                    "seed": seed, "llm": llm, "probe": n, "without": wo["avg"], "without_cost": wo["cost_per_query"],
+                    "added": add["avg"], "added_cost": add["cost"], "retrained": full["avg"],
+                    "retrained_cost": full["cost_per_query"], "knn": knn["avg"], "knn_cost": knn["cost"],
+                    "best_single": single["avg"], "best_single_llm": table.llms[best],
+                    "routed_to_new": float((np.asarray(r.llm_names)[choice] == llm).mean()),
+                })
+                print(json.dumps(per_seed[-1]))
     rows = []
     for llm in args.llms or table.llms:
-        slug = llm.replace("/", "_")
-        wo = _fit(base + [f"data.exclude_llms=[{llm}]"], out / f"without_{slug}")
-        ckpt = out / f"without_{slug}" / "checkpoints" / "best.ckpt"
-        j = table.llms.index(llm)
-        others = [i for i in range(len(table.llms)) if i != j]
-        knn_old = knn_predict(x[train], credit[train][:, others], x[test])
         for n in args.probe_sizes:
-            probe_rows = perm[:n]
-            added = add_llm(ckpt, table.select(probe_rows), llms=[llm], output=out / f"without_{slug}" / f"added_{n}.ckpt")
-            r = load_router(added)
-            choice, _ = r.route_features(x[test])
-            add = _score(table, test, choice, r.llm_names)
-            # kNN with the same probe data: L's credit from its k nearest probe queries
-            pred = np.zeros((len(test), len(table.llms)))
-            pred[:, others] = knn_old
-            pred[:, j] = knn_predict(x[probe_rows], credit[probe_rows][:, [j]], x[test])[:, 0]
-            knn = _score(table, test, pred.argmax(1), table.llms)
-            best = int(credit[probe_rows].mean(0).argmax())
-            single = _score(table, test, np.full(len(test), best), table.llms)
-            gain = full["avg"] - wo["avg"]
-            rows.append({
-                "llm": llm, "probe": n, "without": wo["avg"], "without_cost": wo["cost_per_query"],
-                "added": add["avg"], "added_cost": add["cost"], "retrained": full["avg"],
-                "retrained_cost": full["cost_per_query"], "knn": knn["avg"], "knn_cost": knn["cost"],
-                "best_single": single["avg"], "best_single_llm": table.llms[best],
-                "routed_to_new": float((np.asarray(r.llm_names)[choice] == llm).mean()),
-                "recovered": (add["avg"] - wo["avg"]) / gain if abs(gain) > 1e-9 else None,
-            })
-            print(json.dumps(rows[-1]))
+            sel = [r for r in per_seed if r["llm"] == llm and r["probe"] == n]
+            row = {k: float(np.mean([r[k] for r in sel])) for k in sel[0] if isinstance(sel[0][k], float)}
+            row.update(llm=llm, probe=n, seeds=len(sel),
+                       best_single_llm=max({r["best_single_llm"] for r in sel}, key=[r["best_single_llm"] for r in sel].count))
+            gain = row["retrained"] - row["without"]
+            row["recovered"] = (row["added"] - row["without"]) / gain if gain > 0.5 else None
+            rows.append(row)
+    (out / "per_seed.json").parent.mkdir(parents=True, exist_ok=True)
+    (out / "per_seed.json").write_text(json.dumps(per_seed, indent=2))
     out.mkdir(parents=True, exist_ok=True)
     (out / "onboarding.json").write_text(json.dumps(rows, indent=2))
     (out / "table.md").write_text(markdown(rows, args, time.time() - t0))
@@ -113,10 +128,11 @@ def markdown(rows, args, seconds) -> str:
     f = lambda v, p=2: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
     lines = [
         "## onboarding", "",
-        f"Command: `python experiments/onboarding.py {' '.join(args.overrides)}` ({seconds / 60:.1f} min on "
-        f"{machine_name()}). Two-stage router (`{' '.join(BASE[1:4])}`), seed 0; quality = unweighted mean over "
-        "the 3 tasks of the test rows (%), cost = $ per query (x1e-3). Gain recovered = (added - without) / "
-        "(retrained - without); '-' where retraining gains nothing.", "",
+        f"Command: `python {' '.join(sys.argv)}` ({seconds / 60:.1f} min on {machine_name()}). Settings: "
+        f"`{' '.join(o for o in BASE + list(args.overrides) if not o.startswith(('logger', 'progress')))}`, seeds "
+        f"{args.seeds}; quality = unweighted mean over the tasks of the test rows (%), cost = $ per query (x1e-3). Gain recovered = (added - without) / "
+        "(retrained - without), means over the seeds; '-' where retraining gains less than 0.5 points (no "
+        "gain to recover at this noise level).", "",
         "| LLM left out | probe n | without | added | retrained | recovered | routed to it | kNN (probe) | "
         "best single (probe) | cost without / added / retrained |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -129,12 +145,13 @@ def markdown(rows, args, seconds) -> str:
             f"{f(1e3 * r['without_cost'], 3)} / {f(1e3 * r['added_cost'], 3)} / {f(1e3 * r['retrained_cost'], 3)} |")
     for n in sorted({r["probe"] for r in rows}):
         sel = [r for r in rows if r["probe"] == n]
+        sel = [r for r in sel if r["recovered"] is not None]
         gw = sum(r["retrained"] - r["without"] for r in sel)
         ga = sum(r["added"] - r["without"] for r in sel)
         lines.append("")
-        lines.append(f"- probe {n}: mean added {np.mean([r['added'] for r in sel]):.2f}, mean without "
-                     f"{np.mean([r['without'] for r in sel]):.2f}, retrained {sel[0]['retrained']:.2f}; summed gain "
-                     f"recovered {f(100 * ga / gw if abs(gw) > 1e-9 else None, 0)}%")
+        lines.append(f"- probe {n}: {len(sel)} LLM(s) whose retraining gains >= 0.5 points"
+                     + (f" ({', '.join(r['llm'].split('/')[-1] for r in sel)}); their summed gain recovered "
+                        f"{f(100 * ga / gw, 0)}%" if sel else ""))
     return "\n".join(lines) + "\n"
 
 
