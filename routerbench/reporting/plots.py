@@ -33,7 +33,8 @@ def plot_cost_quality(
         zero_hull: also draw the zero router (hull of the single LLMs) as a dotted grey line.
 
     Returns:
-        The path written. Quality is drawn in percent, cost on a linear axis (as AIQ uses it).
+        The path written. Quality is drawn in percent; the left panel has cost on a linear axis (as
+        AIQ uses it), the right panel the same on a log axis.
     """
     import matplotlib
 
@@ -44,7 +45,24 @@ def plot_cost_quality(
     if single_points and zero_hull:
         compared["\0zero"] = np.array(list(single_points.values()), dtype=np.float64)
     hulls = extended_hulls(compared)[0] if compared else {}
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), dpi=110)
+    for ax, log in zip(axes, (False, True)):
+        _draw(ax, curves, hulls, single_points, oracle_point, marked, zero_hull, plt)
+        ax.set_xlabel("cost per query (US$" + (", log scale)" if log else ", linear: the AIQ axis)"))
+        if log:
+            ax.set_xscale("log")
+    axes[0].set_title(title, fontsize=10)
+    axes[1].set_title("the same, log cost (low-cost detail)", fontsize=10)
+    axes[1].get_legend().remove()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+def _draw(ax, curves, hulls, single_points, oracle_point, marked, zero_hull, plt) -> None:
+    """One panel: single LLMs, the zero-router hull, each curve with its hull, the oracle."""
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     if single_points:
         pts = np.array(list(single_points.values()), dtype=np.float64)
@@ -68,14 +86,6 @@ def plot_cost_quality(
     if oracle_point is not None:
         ax.scatter([oracle_point[0]], [100 * oracle_point[1]], marker="*", s=160, color="gold",
                    edgecolors="k", lw=0.6, zorder=5, label="oracle")
-    ax.set_xlabel("cost per query (US$)")
     ax.set_ylabel("quality (% mean credit)")
-    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
