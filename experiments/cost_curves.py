@@ -1,19 +1,23 @@
 """Cost-quality curves, AIQ and the plot for the RouterBench study's routers (one seed).
 
-    python experiments/cost_curves.py [--study results/cost_routerbench] [--seed 0] [--out DIR]
+    python experiments/cost_curves.py [--study results/cost_routerbench] [--seeds 0 1 2] [--out DIR]
 
 Reads the runs of ``routerbench study experiments/cost_routerbench.yaml`` and builds one report
 (routerbench.curves): the trade-off sweep ``argmax(conf - lambda * cost / max cost)`` of each
 router trained without a cost term, the points of the routers trained at several cost rates
 (one curve per family), the multi-label classifier's cost-aware policy as a point, every single
 LLM (the zero router's hull) and the oracle. Everything chosen (LLM costs, operating points) is
-chosen on validation. Writes curve.json / curve.md / curve.png into ``--out``.
+chosen on validation. Writes curve.json / curve.md / curve.png per seed into
+``<out>/curve_seed<s>/`` and ``<out>/aiq_seeds.md``: AIQ mean ± std over the seeds, how many
+seeds' curves have a single LLM above them, and each seed's operating point.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+import numpy as np
 
 from routerbench.curves import DEFAULT_LAMBDAS, checkpoint_data, curve_report, points_entry, sweep_entry, write_curve_files
 
@@ -32,16 +36,9 @@ FAMILIES = {  # name -> run folders whose own routing gives one point each
 }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--study", default="results/cost_routerbench")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
-    study = Path(args.study)
-
+def one_seed(study: Path, seed: int, out: Path, command: str) -> dict:
     def ckpt(run):
-        return study / run / f"seed{args.seed}" / "checkpoints" / "best.ckpt"
+        return study / run / f"seed{seed}" / "checkpoints" / "best.ckpt"
 
     entries, base = {}, None
     for name, run in SWEEPS.items():
@@ -57,10 +54,59 @@ def main() -> None:
         entries[name] = dict(points_entry(val, test, base), checkpoints=[str(ckpt(r)) for r in runs])
     report = curve_report(entries, base)
     report["lambdas"] = DEFAULT_LAMBDAS
-    report["command"] = f"python experiments/cost_curves.py --study {args.study} --seed {args.seed}"
-    out = Path(args.out or study / f"curve_seed{args.seed}")
-    write_curve_files(report, out, f"RouterBench subset, test rows, seed {args.seed}")
-    print((out / "curve.md").read_text())
+    report["command"] = command
+    write_curve_files(report, out / f"curve_seed{seed}", f"RouterBench subset, test rows, seed {seed}")
+    return report
+
+
+def summary(reports: dict[int, dict], command: str) -> str:
+    from routerbench.reporting.run import machine_name
+
+    first = next(iter(reports.values()))
+    names = list(first["aiq"]["pooled"])
+    ms = lambda v: f"{np.mean(v):.4f} ± {np.std(v):.4f}"  # noqa: E731
+    lines = ["## Cost-quality on the RouterBench subset: AIQ over seeds", "",
+             f"Command: `{command}`. Machine: {machine_name()}. Test rows: {first['n_test']}. AIQ as RouterBench "
+             "computes it (docs/cost.md), mean ± std over the seeds " + ", ".join(map(str, reports)) + "; the zero "
+             "router is the hull of the single LLMs (its AIQ varies with the shared c_max).", "",
+             "| curve | mean over evals | pooled | seeds with a single LLM above the curve |", "|---|---|---|---|"]
+    for n in names:
+        mean = [r["aiq"]["mean_over_evals"][n] for r in reports.values()]
+        pooled = [r["aiq"]["pooled"][n] for r in reports.values()]
+        above = "-" if n == "zero router" else f"{sum(bool(r['routers'][n]['singles_above']) for r in reports.values())} of {len(reports)}"
+        lines.append(f"| {n} | {ms(mean)} | {ms(pooled)} | {above} |")
+    lines += ["", "Operating points (the lowest validation cost with >= 95% of the reference's validation quality; "
+              f"reference {first['reference']['llm']}, test {100 * first['reference']['test']['quality']:.2f}% at "
+              f"{first['reference']['test']['cost']:.3e} $/query), on test:", "",
+              "| curve | " + " | ".join(f"seed {s}" for s in reports) + " |", "|---|" + "---|" * len(reports)]
+    for n in names:
+        if n == "zero router":
+            continue
+        cells = []
+        for r in reports.values():
+            e = r["routers"][n]
+            i = e["operating_index"]
+            if i is None:
+                cells.append("none on val")
+            else:
+                rel = e["test"][i]["rel"]["best_single"]
+                cells.append(f"{rel['quality_pct']:.1f}% at {rel['cost_pct']:.1f}% cost")
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--study", default="results/cost_routerbench")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    study = Path(args.study)
+    out = Path(args.out or study)
+    command = f"python experiments/cost_curves.py --study {args.study} --seeds {' '.join(map(str, args.seeds))}"
+    reports = {s: one_seed(study, s, out, command) for s in args.seeds}
+    (out / "aiq_seeds.md").write_text(summary(reports, command))
+    print((out / "aiq_seeds.md").read_text())
 
 
 if __name__ == "__main__":
