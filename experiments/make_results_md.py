@@ -3,13 +3,22 @@
     python experiments/make_results_md.py [--results results] [--out docs/results.md]
 
 Each section is a study's table.md as written by `routerbench study` (it names its command and
-machine); a study that has not been run is listed as missing, never filled in by hand.
+machine); a study whose results/<name>/table.md is absent keeps its section from the previous
+docs/results.md (marked as such: results/ is local and not every checkout has every study), or
+is listed as not run; nothing is filled in by hand. A study
+with an ablation axis also has results/<name>/ablation.png: it is copied to
+docs/figures/<name>.png and shown under its table. Figures already in docs/figures/ (the RouterDC
+t-SNE and routed-LLM plots of experiments/plot_routerdc.py) are shown in their section. Every
+figure's caption is the command and machine stored in the PNG itself (its Description).
 """
 
 import argparse
+import os
+import shutil
 from pathlib import Path
 
 SECTIONS = [
+    ("reproduce", "Tables 1 and 2 reproduced: every router, frozen MiniLM, 3 seeds"),
     ("simple_router", "The spine's simple router (MLP, BCE on credit)"),
     ("routerdc", "RouterDC, official setting with the frozen default encoder"),
     ("routerdc_tune", "RouterDC tuning round 1 (seed 0; choose on the validation ranking)"),
@@ -17,7 +26,21 @@ SECTIONS = [
     ("routerdc_final", "RouterDC: the validation-chosen setting and its ablations, 3 seeds"),
     ("zoo", "The router zoo (issue 5), default configurations, 3 seeds"),
     ("policies", "Multi-label classifier under each routing policy, 3 seeds"),
+    ("ablation_kpos", "RouterDC ablation: K+ (positive LLMs), 3 seeds"),
+    ("ablation_kneg", "RouterDC ablation: K- (negative LLMs), 3 seeds"),
+    ("ablation_lambda", "RouterDC ablation: lambda (sample-sample loss weight), 3 seeds"),
+    ("ablation_nclusters", "RouterDC ablation: N (k-means query clusters), 3 seeds"),
+    ("ablation_h", "RouterDC ablation: H (out-group negatives), 3 seeds"),
 ]
+
+# figures made outside a study (already in docs/figures/), shown after the named section
+EXTRA_FIGURES = {
+    "reproduce": [
+        ("routerdc_tsne.png", "RouterDC (lr 2e-4, seed 0): t-SNE of the projected test queries and the LLM embeddings"),
+        ("routerdc_routed.png", "RouterDC (lr 2e-4, seed 0): share of each task's test queries routed to each LLM"),
+    ],
+}
+BENCH = "docs/bench_reproduce.md"  # the reproduction benchmark, quoted in the reproduce section
 
 INTRO = """# Results
 
@@ -35,22 +58,79 @@ Paper (RouterDC, Tables 1-2; ID avg / OOD avg): RouterDC 58.54 / 45.85, LoraRetr
 """
 
 
+def figure_caption(path: Path) -> str:
+    """The command / machine line stored in a PNG's Description (empty if none)."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return str(im.info.get("Description", ""))
+    except Exception:
+        return ""
+
+
+def figure_md(path: Path, alt: str, out: Path) -> str:
+    """Markdown for a figure in docs/figures/, linked relative to the output file."""
+    rel = Path(os.path.relpath(path, out.parent)).as_posix()
+    caption = figure_caption(path)
+    return f"![{alt}]({rel})\n" + (f"\n*{alt}.* {caption}\n" if caption else "")
+
+
+def previous_sections(path: Path) -> dict[str, str]:
+    """Top-level sections (``# title`` -> body) of an earlier docs/results.md."""
+    if not path.exists():
+        return {}
+    out, title, body = {}, None, []
+    for line in path.read_text().splitlines(keepends=True):
+        if line.startswith("# "):
+            if title is not None:
+                out[title] = "".join(body)
+            title, body = line[2:].strip(), []
+        else:
+            body.append(line)
+    if title is not None:
+        out[title] = "".join(body)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", default="results")
     ap.add_argument("--out", default="docs/results.md")
     ap.add_argument("--extra", default="docs/results_notes.md", help="hand-written analysis appended")
+    ap.add_argument("--figures", default="docs/figures", help="where the figures shown are copied")
     args = ap.parse_args()
-    parts = [INTRO]
+    out, figures = Path(args.out), Path(args.figures)
+    parts, before = [INTRO], previous_sections(out)
     for name, title in SECTIONS:
         table = Path(args.results) / name / "table.md"
         parts.append(f"# {title}\n")
-        parts.append(table.read_text().replace(f"## {name}\n", "", 1) if table.exists()
-                     else f"(not run yet: `routerbench study experiments/{name}.yaml`)\n")
+        old = before.get(title, "")
+        if table.exists():
+            parts.append(table.read_text().replace(f"## {name}\n", "", 1))
+        elif old.strip() and "(not run yet" not in old:
+            note = f"(kept from the previous {out.name}: results/{name}/table.md is not in this checkout)"
+            parts.append(old if note in old else f"{note}\n{old}")
+            continue
+        else:
+            parts.append(f"(not run yet: `routerbench study experiments/{name}.yaml`)\n")
+        plot = Path(args.results) / name / "ablation.png"
+        if plot.exists():
+            figures.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(plot, figures / f"{name}.png")
+            parts.append(figure_md(figures / f"{name}.png", f"{name}: ID and OOD average vs the ablated value", out))
+        for fname, alt in EXTRA_FIGURES.get(name, []):
+            if (figures / fname).exists():
+                parts.append(figure_md(figures / fname, alt, out))
+        if name == "reproduce" and Path(BENCH).exists():
+            paras = Path(BENCH).read_text().split("\n\n")
+            keep = [paras[1]] + [q for q in paras if q.startswith("Command:")]
+            head = f"Timing ({BENCH} has every run's time and where the time goes):"
+            parts.append(head + "\n\n" + "\n\n".join(keep) + "\n")
     extra = Path(args.extra)
     if extra.exists():
         parts.append(extra.read_text())
-    Path(args.out).write_text("\n".join(parts))
+    out.write_text("\n".join(parts))
     print(f"wrote {args.out}")
 
 

@@ -9,11 +9,20 @@ A study file (``experiments/*.yaml``)::
       MLP (TF-IDF): [router=mlp, encoder=tfidf]
       MLP (MiniLM): [router=mlp]
     output_dir: results/simple_router             # default results/<name>
+    axis: {name: "K+", key: router.k_pos}         # optional: an ablation axis (see below)
 
 ``routerbench study FILE [overrides...]`` runs every (variant, seed) not already finished (a run
 is finished when its ``metrics.json`` exists, so an interrupted study resumes), then writes
 ``table.md`` (mean±std over seeds, per task, ID/OOD averages, cost, baselines of the first run)
-and ``summary.json``.
+and ``summary.json``; ``timings.json`` holds the wall time of each run fitted by the last
+invocation (what ``experiments/bench_reproduce.py`` reports).
+
+An ablation study declares its axis: ``axis: {name, key, scale}``. ``key`` is the override every
+variant sets (``router.k_pos``; a variant that does not set it takes it from ``common``); its
+value is the variant's x position, and ``name`` labels the axis. ``scale`` is ``linear``
+(default), ``log``, ``symlog`` or ``category`` (values evenly spaced, in the order given).
+The study then also writes ``ablation.png`` (``routerbench.reporting.study_plots``): ID and OOD
+averages against the value, mean ± std over seeds, the best single LLM as a reference line.
 """
 
 from __future__ import annotations
@@ -32,7 +41,9 @@ from routerbench.reporting.run import machine_name
 from routerbench.reporting.tables import baseline_rows, comparison_table
 
 log = logging.getLogger("routerbench")
-STUDY_KEYS = {"name", "seeds", "common", "variants", "output_dir", "description"}
+STUDY_KEYS = {"name", "seeds", "common", "variants", "output_dir", "description", "axis"}
+AXIS_KEYS = {"name", "key", "scale"}
+AXIS_SCALES = ("linear", "log", "symlog", "category")
 
 
 def load_study(path: str | Path) -> dict:
@@ -46,7 +57,36 @@ def load_study(path: str | Path) -> dict:
     spec.setdefault("name", Path(path).stem)
     spec.setdefault("seeds", [0])
     spec.setdefault("common", [])
+    if spec.get("axis") is not None:
+        axis_values(spec, path)  # checked now, not after an hour of fits
     return spec
+
+
+def axis_values(spec: dict, path: str | Path = "study") -> dict[str, float]:
+    """Each variant's value on the study's ablation axis (``axis.key`` in its overrides).
+
+    Raises:
+        ConfigError: a malformed ``axis``, or a variant with no numeric value for ``axis.key``.
+    """
+    axis = spec.get("axis")
+    if not isinstance(axis, dict) or not axis.get("key") or not axis.get("name"):
+        raise ConfigError(f"{path}: 'axis' must be a mapping with 'name' and 'key', got {axis!r}")
+    unknown = set(axis) - AXIS_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown axis key(s) {sorted(unknown)}; valid: {', '.join(sorted(AXIS_KEYS))}")
+    if axis.get("scale", "linear") not in AXIS_SCALES:
+        raise ConfigError(f"{path}: axis.scale must be one of {', '.join(AXIS_SCALES)}, got {axis['scale']!r}")
+    key, values = axis["key"], {}
+    for variant, overrides in spec["variants"].items():
+        found = [o.split("=", 1)[1] for o in list(spec.get("common") or []) + list(overrides or [])
+                 if o.split("=", 1)[0] == key]
+        if not found:
+            raise ConfigError(f"{path}: variant {variant!r} does not set the axis key {key} (nor does 'common')")
+        try:
+            values[variant] = float(found[-1])
+        except ValueError:
+            raise ConfigError(f"{path}: variant {variant!r}: {key}={found[-1]} is not a number") from None
+    return values
 
 
 def _slug(name: str) -> str:
@@ -61,7 +101,7 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
     spec["_path"] = str(path)
     out = Path(output_dir or spec.get("output_dir") or Path("results") / spec["name"])
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
+    t0, timings = time.time(), {}
     for variant, overrides in spec["variants"].items():
         for seed in spec["seeds"]:
             run = out / _slug(variant) / f"seed{seed}"
@@ -71,9 +111,40 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
             cfg = compose(list(spec["common"]) + list(overrides or []) + list(extra)
                           + [f"seed={seed}", f"output_dir={run}"])
             log.info("study %s: %s seed %s", spec["name"], variant, seed)
+            t_run = time.time()
             fit(cfg)
+            timings[f"{_slug(variant)}/seed{seed}"] = round(time.time() - t_run, 2)
+    if timings:
+        (out / "timings.json").write_text(json.dumps(timings, indent=2))
     write_study_table(spec, out, time.time() - t0, extra)
+    if spec.get("axis"):
+        write_ablation_plot(spec, out, extra)
     return out
+
+
+def study_command(spec: dict, extra=()) -> str:
+    """The command line that runs (or re-tabulates) a study."""
+    return f"routerbench study {spec.get('_path', spec['name'])}" + (" " + " ".join(extra) if extra else "")
+
+
+def write_ablation_plot(spec: dict, out: Path, extra=()) -> Path | None:
+    """``ablation.png``: ID / OOD average vs the axis value, mean ± std over seeds."""
+    from routerbench.reporting.study_plots import ablation_plot
+
+    runs = collect(spec, out)
+    if not runs:
+        return None
+    values = axis_values(spec, spec.get("_path", spec["name"]))
+    points = [(values[v], v, [m.get("id_avg") for m in ms], [m.get("ood_avg") for m in ms])
+              for v, ms in runs.items()]
+    first = next(iter(runs.values()))[0]
+    best = first["baselines"].get("best_single", {})
+    axis = spec["axis"]
+    caption = (f"Command: {study_command(spec, extra)}. Machine: {machine_name()}. "
+               f"Mean ± std over seeds {spec['seeds']}; test split, checkpoints chosen on validation.")
+    return ablation_plot(points, out / "ablation.png", title=spec["name"], xlabel=axis["name"],
+                         caption=caption, reference=(best.get("id_avg"), best.get("ood_avg"), best.get("llm")),
+                         scale=axis.get("scale", "linear"))
 
 
 def collect(spec: dict, out: Path) -> dict[str, list[dict]]:
@@ -105,7 +176,7 @@ def write_study_table(spec: dict, out: Path, seconds: float, extra=()) -> str:
     rows = {f"**{v}**": ms for v, ms in runs.items()}
     rows.update(baseline_rows([first]))
     seeds = spec["seeds"]
-    cmd = f"routerbench study {spec.get('_path', spec['name'])}" + (" " + " ".join(extra) if extra else "")
+    cmd = study_command(spec, extra)
     text = "\n".join([
         f"## {spec['name']}", "",
         spec.get("description", "").strip(), "",
@@ -116,7 +187,8 @@ def write_study_table(spec: dict, out: Path, seconds: float, extra=()) -> str:
         "",
     ])
     ranked = sorted(runs.items(), key=lambda kv: -np.mean(_val_avgs(kv[1])))
-    text += "\n".join(["Validation ranking (mean ± std of the validation task-average; select on this, never on test):", ""]
+    head = "Validation ranking (mean ± std of the validation task-average; select on this, never on test):"
+    text += "\n" + "\n".join([head, ""]
                       + [f"{i + 1}. {v}: {_fmt_val(ms)}" for i, (v, ms) in enumerate(ranked)]) + "\n"
     (out / "table.md").write_text(text)
     summary = {
