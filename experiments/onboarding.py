@@ -64,8 +64,15 @@ def main() -> None:
     ap.add_argument("--probe-sizes", type=int, nargs="+", default=[50, 100, 200, 500])
     ap.add_argument("--llms", nargs="*", default=None, help="default: every LLM")
     ap.add_argument("--out", default="results/onboarding")
+    ap.add_argument("--table-only", action="store_true", help="rewrite table.md from <out>/per_seed.json")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
+    if args.table_only:
+        per_seed = json.loads((Path(args.out) / "per_seed.json").read_text())
+        rows = aggregate(per_seed, list(dict.fromkeys(r["llm"] for r in per_seed)), args.probe_sizes)
+        (Path(args.out) / "table.md").write_text(markdown(rows, args, None))
+        print((Path(args.out) / "table.md").read_text())
+        return
     out = Path(args.out)
     base = BASE + list(args.overrides)
     t0 = time.time()
@@ -106,16 +113,7 @@ def main() -> None:
                     "routed_to_new": float((np.asarray(r.llm_names)[choice] == llm).mean()),
                 })
                 print(json.dumps(per_seed[-1]))
-    rows = []
-    for llm in args.llms or table.llms:
-        for n in args.probe_sizes:
-            sel = [r for r in per_seed if r["llm"] == llm and r["probe"] == n]
-            row = {k: float(np.mean([r[k] for r in sel])) for k in sel[0] if isinstance(sel[0][k], float)}
-            row.update(llm=llm, probe=n, seeds=len(sel),
-                       best_single_llm=max({r["best_single_llm"] for r in sel}, key=[r["best_single_llm"] for r in sel].count))
-            gain = row["retrained"] - row["without"]
-            row["recovered"] = (row["added"] - row["without"]) / gain if gain > 0.5 else None
-            rows.append(row)
+    rows = aggregate(per_seed, args.llms or table.llms, args.probe_sizes)
     (out / "per_seed.json").parent.mkdir(parents=True, exist_ok=True)
     (out / "per_seed.json").write_text(json.dumps(per_seed, indent=2))
     out.mkdir(parents=True, exist_ok=True)
@@ -124,25 +122,45 @@ def main() -> None:
     print((out / "table.md").read_text())
 
 
+def aggregate(per_seed: list[dict], llms, probe_sizes) -> list[dict]:
+    """Means over seeds per (LLM, probe size), with the gain recovered."""
+    rows = []
+    for llm in llms:
+        for n in probe_sizes:
+            sel = [r for r in per_seed if r["llm"] == llm and r["probe"] == n]
+            if not sel:
+                continue
+            row = {k: float(np.mean([r[k] for r in sel])) for k in sel[0] if isinstance(sel[0][k], float)}
+            names = [r["best_single_llm"] for r in sel]
+            row.update(llm=llm, probe=n, seeds=len(sel), best_single_llm=max(set(names), key=names.count))
+            gain = row["retrained"] - row["without"]
+            row["recovered"] = (row["added"] - row["without"]) / gain if gain > 0.5 else None
+            rows.append(row)
+    return rows
+
+
 def markdown(rows, args, seconds) -> str:
     f = lambda v, p=2: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
     lines = [
         "## onboarding", "",
-        f"Command: `python {' '.join(sys.argv)}` ({seconds / 60:.1f} min on {machine_name()}). Settings: "
+        f"Command: `python {' '.join(a for a in sys.argv if a != '--table-only')}`"
+        f"{'' if seconds is None else f' ({seconds / 60:.1f} min)'} on {machine_name()}. Settings: "
         f"`{' '.join(o for o in BASE + list(args.overrides) if not o.startswith(('logger', 'progress')))}`, seeds "
         f"{args.seeds}; quality = unweighted mean over the tasks of the test rows (%), cost = $ per query (x1e-3). Gain recovered = (added - without) / "
         "(retrained - without), means over the seeds; '-' where retraining gains less than 0.5 points (no "
         "gain to recover at this noise level).", "",
+        "Each cell: quality % / cost in 1e-3 $ per query.", "",
         "| LLM left out | probe n | without | added | retrained | recovered | routed to it | kNN (probe) | "
-        "best single (probe) | cost without / added / retrained |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "best single (probe) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        cell = {k: f"{r[k]:.2f} / {1e3 * r[k + '_cost']:.3f}" for k in ("without", "added", "retrained", "knn")}
+        rec = "-" if r["recovered"] is None else f"{100 * r['recovered']:.0f}%"
         lines.append(
-            f"| {r['llm']} | {r['probe']} | {f(r['without'])} | {f(r['added'])} | {f(r['retrained'])} | "
-            f"{f(None if r['recovered'] is None else 100 * r['recovered'], 0)}{'' if r['recovered'] is None else '%'} | "
-            f"{100 * r['routed_to_new']:.1f}% | {f(r['knn'])} | {f(r['best_single'])} ({r['best_single_llm'].split('/')[-1]}) | "
-            f"{f(1e3 * r['without_cost'], 3)} / {f(1e3 * r['added_cost'], 3)} / {f(1e3 * r['retrained_cost'], 3)} |")
+            f"| {r['llm']} | {r['probe']} | {cell['without']} | {cell['added']} | {cell['retrained']} | {rec} | "
+            f"{100 * r['routed_to_new']:.1f}% | {cell['knn']} | {f(r['best_single'])} "
+            f"({r['best_single_llm'].split('/')[-1]}) |")
     for n in sorted({r["probe"] for r in rows}):
         sel = [r for r in rows if r["probe"] == n]
         sel = [r for r in sel if r["recovered"] is not None]
