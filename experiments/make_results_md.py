@@ -31,6 +31,11 @@ SECTIONS = [
     ("ablation_lambda", "RouterDC ablation: lambda (sample-sample loss weight), 3 seeds"),
     ("ablation_nclusters", "RouterDC ablation: N (k-means query clusters), 3 seeds"),
     ("ablation_h", "RouterDC ablation: H (out-group negatives), 3 seeds"),
+    ("routerdc_tune3", "RouterDC tuning round 3 (issue 4: longer training, all rows, deeper head; 3 seeds)"),
+    ("two_stage_tune", "Two-stage router tuning on RouterBench, round 1 (seed 0; validation only)"),
+    ("two_stage_tune2", "Two-stage router tuning on RouterBench, round 2 (seed 0; validation only)"),
+    ("cost_routerbench", "Cost-aware routing on the RouterBench subset (issue 6), 3 seeds"),
+    ("onboarding", "Adding an LLM without retraining: leave-one-LLM-out on RouterBench, 3 seeds"),
 ]
 
 # figures made outside a study (already in docs/figures/), shown after the named section
@@ -40,14 +45,21 @@ EXTRA_FIGURES = {
         ("routerdc_routed.png", "RouterDC (lr 2e-4, seed 0): share of each task's test queries routed to each LLM"),
     ],
 }
+# extra markdown written beside a study's table (results/<name>/<file>), appended after it
+EXTRA_TABLES = {"two_stage_tune": ["val_aiq.md"], "cost_routerbench": ["aiq_seeds.md"]}
+# figures written under results/<name>/, copied to docs/figures/<name>_<flattened path>
+RESULT_FIGURES = {
+    "cost_routerbench": [("curve_seed0/curve.png", "Cost-quality curves on the RouterBench test rows (seed 0): "
+                          "each router's trade-off, every single LLM, the oracle; left linear cost, right log")],
+}
 BENCH = "docs/bench_reproduce.md"  # the reproduction benchmark, quoted in the reproduce section
 
 INTRO = """# Results
 
-Every table below is written by `routerbench study experiments/<name>.yaml` into
-`results/<name>/table.md` and collected here by `python experiments/make_results_md.py`.
-Numbers are routed scores in % on the test files of `../shared/data/routerdc` under the
-official scoring rules (docs/metrics.md); ID avg / OOD avg are unweighted means over the 5 ID
+Every table below is written by `routerbench study experiments/<name>.yaml` (or the script its
+section names) into `results/<name>/` and collected here by `python experiments/make_results_md.py`.
+Unless a section says RouterBench, numbers are routed scores in % on the test files of
+`../shared/data/routerdc` under the official scoring rules (docs/metrics.md); ID avg / OOD avg are unweighted means over the 5 ID
 and 3 OOD tasks. Checkpoints and settings are chosen on a validation split (10% of each training
 file, task-stratified, seeded); test files are used only for these reports. The per-LLM rows
 reproduce the paper's Tables 1 and 2 exactly (tests/test_realdata.py asserts it).
@@ -119,6 +131,18 @@ def main() -> None:
             figures.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(plot, figures / f"{name}.png")
             parts.append(figure_md(figures / f"{name}.png", f"{name}: ID and OOD average vs the ablated value", out))
+        for fname in EXTRA_TABLES.get(name, []):
+            extra_md = Path(args.results) / name / fname
+            if extra_md.exists():
+                text = extra_md.read_text()
+                parts.append(text.replace("## ", "### ", 1) if text.startswith("## ") else text)
+        for rel, alt in RESULT_FIGURES.get(name, []):
+            src = Path(args.results) / name / rel
+            if src.exists():
+                figures.mkdir(parents=True, exist_ok=True)
+                dst = figures / f"{name}_{rel.replace('/', '_')}"
+                shutil.copyfile(src, dst)
+                parts.append(figure_md(dst, alt, out))
         for fname, alt in EXTRA_FIGURES.get(name, []):
             if (figures / fname).exists():
                 parts.append(figure_md(figures / fname, alt, out))
