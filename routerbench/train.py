@@ -177,6 +177,8 @@ def fit_policy(router: BaseRouter, dm: RouterDataModule, ckpt_path: str | Path |
 def fit(cfg) -> dict | None:
     """Train, keep the checkpoint best on validation, report on test. Returns metrics (rank 0)."""
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     run_dir = run_dir_for(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     prep = prepare(cfg, need_features=not cfg.router.get("text_encoder"))
