@@ -1,0 +1,80 @@
+"""Every remaining study file and the experiment scripts, smoke-run on the synthetic data (slow).
+
+tests/test_experiments.py smoke-runs the ablation and reproduction studies in the default run;
+here every other study in experiments/ runs whole (every variant, one seed, 4 steps), and the
+cost-curve and onboarding scripts run end to end on what those runs wrote.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from routerbench.paths import project_root
+
+EXP = project_root() / "experiments"
+SMOKED_ELSEWHERE = {p.stem for p in EXP.glob("ablation_*.yaml")} | {"reproduce"}
+OTHER_STUDIES = sorted(p for p in EXP.glob("*.yaml") if p.stem not in SMOKED_ELSEWHERE)
+TINY = ["encoder=tfidf", "logger=none", "progress=false", "data=synthetic", "trainer.max_steps=4",
+        "trainer.val_every_n_steps=2", "data.synthetic.n_train_per_topic=100", "data.synthetic.n_test_per_topic=10"]
+
+
+def _run_small(path: Path, tmp_path: Path) -> Path:
+    """The study as written, one seed, TINY settings; two-stage rows get a probe set that fits."""
+    from routerbench.study import run_study
+
+    spec = OmegaConf.load(path)
+    spec.seeds = [0]
+    common = list(spec.common)
+    spec.variants = {k: list(v or []) + (["router.probe_size=50"] if "two_stage" in str(common + list(v or [])) else [])
+                     for k, v in OmegaConf.to_container(spec.variants).items()}
+    small = tmp_path / path.name
+    OmegaConf.save(spec, small)
+    return run_study(small, TINY + [f"cache_dir={tmp_path / 'cache'}"], output_dir=tmp_path / "out")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", OTHER_STUDIES, ids=lambda p: p.stem)
+def test_other_studies_smoke_run(path: Path, tmp_path):
+    out = _run_small(path, tmp_path)
+    spec = OmegaConf.load(path)
+    summary = (out / "summary.json").read_text()
+    for variant in spec.variants:
+        assert f'"{variant}"' in summary, variant
+
+
+@pytest.mark.slow
+def test_cost_curves_script_on_the_cost_study(tmp_path):
+    """cost_routerbench on synthetic data (which has costs), then experiments/cost_curves.py on it."""
+    out = _run_small(EXP / "cost_routerbench.yaml", tmp_path)
+    res = subprocess.run([sys.executable, str(EXP / "cost_curves.py"), "--study", str(out), "--seeds", "0"],
+                         capture_output=True, text=True, cwd=project_root(),
+                         env={**os.environ, "ROUTERBENCH_CACHE": str(tmp_path / "cache")})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (out / "curve_seed0" / "curve.png").stat().st_size > 0
+    assert "zero router" in (out / "aiq_seeds.md").read_text()
+
+
+@pytest.mark.slow
+def test_onboarding_script_on_synthetic(tmp_path):
+    res = subprocess.run(
+        [sys.executable, str(EXP / "onboarding.py"), "--seeds", "0", "--probe-sizes", "50", "--llms", "llm-c-medium",
+         "--out", str(tmp_path / "onb"), *TINY, "router.probe_size=50", f"cache_dir={tmp_path / 'cache'}"],
+        capture_output=True, text=True, cwd=project_root())
+    assert res.returncode == 0, res.stderr[-2000:]
+    table = (tmp_path / "onb" / "table.md").read_text()
+    assert "| llm-c-medium | 50 |" in table
+
+
+def test_routerdc_equal_cost_prices_every_llm():
+    from conftest import real_data_root
+
+    from routerbench.config import compose
+    from routerbench.pipeline import build_table
+
+    real_data_root()
+    t = build_table(compose(["experiment=routerdc_equal_cost"])["data"])
+    assert t.costs is not None and (t.costs == 1.0).all() and len(t.llms) == 7
