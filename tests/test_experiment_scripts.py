@@ -78,3 +78,13 @@ def test_routerdc_equal_cost_prices_every_llm():
     real_data_root()
     t = build_table(compose(["experiment=routerdc_equal_cost"])["data"])
     assert t.costs is not None and (t.costs == 1.0).all() and len(t.llms) == 7
+
+
+def test_task_level_bound_script():
+    from conftest import real_data_root
+
+    real_data_root()
+    res = subprocess.run([sys.executable, str(EXP / "task_level_bound.py")], capture_output=True, text=True,
+                         cwd=project_root())
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "87.94% at 5.003e-03" in res.stdout and "within 5% of its cost" in res.stdout
