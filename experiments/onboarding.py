@@ -2,7 +2,8 @@
 
     python experiments/onboarding.py [--seeds 0 1 2] [--probe-sizes 50 100 200 500] [--llms NAME ...] [overrides...]
 
-For each LLM L: train the two-stage router without L (``data.exclude_llms=[L]``), then add L from
+For each LLM L: train the router (``--router``: the two-stage router, or the multi-label classifier,
+which adds an LLM as one more output unit) without L (``data.exclude_llms=[L]``), then add L from
 probe sets of n training queries (the first n of a seeded permutation of the training rows; never
 validation or test rows) with ``routerbench.onboarding.add_llm``, and evaluate on the test rows
 with all 11 LLMs. Compared with (a) the router without L, (b) the router retrained with every LLM
@@ -33,8 +34,11 @@ from routerbench.pipeline import prepare
 from routerbench.reporting.run import evaluate_rows, machine_name
 from routerbench.train import fit
 
-BASE = ["data=routerbench", "router=two_stage", "router.cost_rate=0.1", "encoder=minilm", "logger=none",
-        "progress=false"]
+BASE = ["data=routerbench", "encoder=minilm", "logger=none", "progress=false"]
+ROUTERS = {  # --router -> its overrides (routers with add_llms)
+    "two_stage": ["router=two_stage", "router.cost_rate=0.1"],
+    "multilabel": ["router=multilabel"],
+}
 
 
 def _fit(overrides, out: Path) -> dict:
@@ -63,10 +67,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--probe-sizes", type=int, nargs="+", default=[50, 100, 200, 500])
     ap.add_argument("--llms", nargs="*", default=None, help="default: every LLM")
-    ap.add_argument("--out", default="results/onboarding")
+    ap.add_argument("--router", default="two_stage", choices=sorted(ROUTERS))
+    ap.add_argument("--out", default=None, help="default results/onboarding (two_stage) or results/onboarding_<router>")
     ap.add_argument("--table-only", action="store_true", help="rewrite table.md from <out>/per_seed.json")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
+    args.out = args.out or ("results/onboarding" if args.router == "two_stage" else f"results/onboarding_{args.router}")
     if args.table_only:
         per_seed = json.loads((Path(args.out) / "per_seed.json").read_text())
         rows = aggregate(per_seed, list(dict.fromkeys(r["llm"] for r in per_seed)), args.probe_sizes)
@@ -74,7 +80,7 @@ def main() -> None:
         print((Path(args.out) / "table.md").read_text())
         return
     out = Path(args.out)
-    base = BASE + list(args.overrides)
+    base = BASE[:1] + ROUTERS[args.router] + BASE[1:] + list(args.overrides)
     t0 = time.time()
     prep = prepare(compose(base))
     table, x = prep.table, prep.features
@@ -142,10 +148,10 @@ def aggregate(per_seed: list[dict], llms, probe_sizes) -> list[dict]:
 def markdown(rows, args, seconds) -> str:
     f = lambda v, p=2: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
     lines = [
-        "## onboarding", "",
+        f"## {Path(args.out).name}", "",
         f"Command: `python {' '.join(a for a in sys.argv if a != '--table-only')}`"
         f"{'' if seconds is None else f' ({seconds / 60:.1f} min)'} on {machine_name()}. Settings: "
-        f"`{' '.join(o for o in BASE + list(args.overrides) if not o.startswith(('logger', 'progress')))}`, seeds "
+        f"`{' '.join(o for o in BASE[:1] + ROUTERS[args.router] + BASE[1:] + list(args.overrides) if not o.startswith(('logger', 'progress')))}`, seeds "
         f"{args.seeds}; quality = unweighted mean over the tasks of the test rows (%), cost = $ per query (x1e-3). Gain recovered = (added - without) / "
         "(retrained - without), means over the seeds; '-' where retraining gains less than 0.5 points (no "
         "gain to recover at this noise level).", "",

@@ -2,9 +2,9 @@
 
 A probe file is a score file (any format ``routerbench validate`` reads) holding, for n probe
 queries, the scores of every LLM the checkpoint routes plus the new LLM(s); its cost columns (or
-``cost=``) give the new LLM's mean cost per query. The existing LLMs' scores place the new one in
-the nearest LLM group on the same queries; its own scores give its embedding (the router's
-``add_llms``; for ``TwoStageRouter`` the projection solve of eq. 7).
+``cost=``) give the new LLM's mean cost per query. The router's ``add_llms`` does the rest:
+``TwoStageRouter`` places the new LLM in a group and solves its embedding (docs/two_stage.md);
+``MultiLabelRouter`` fits one more output unit on its frozen features.
 
     >>> from routerbench.onboarding import add_llm
     >>> add_llm("runs/x/checkpoints/best.ckpt", "probe.csv", llms=["new-llm"], rule="binary")
@@ -78,7 +78,7 @@ def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | Non
     model = loaded.model
     if not hasattr(model, "add_llms"):
         raise DataError(f"{ckpt}: {type(model).__name__} cannot add an LLM without retraining "
-                        "(TwoStageRouter can: router=two_stage)")
+                        "(TwoStageRouter and MultiLabelRouter can: router=two_stage, multilabel or mlp)")
     where = str(probe) if not isinstance(probe, ScoreTable) else "probe table"
     if not isinstance(probe, ScoreTable):
         probe = read_probe(probe, task=task, rule=rule)
@@ -94,7 +94,7 @@ def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | Non
     new = credit[:, [probe.llms.index(m) for m in names]]
     new_cost = _new_costs(probe, names, cost, model, where)
     kwargs = {}
-    if model.hparams.projection == "free":
+    if model.hparams.get("projection") == "free":
         keys = {k: i for i, k in enumerate(model.meta.get("two_stage", {}).get("probe_keys", []))}
         from routerbench.routers.two_stage import text_key
 
@@ -113,8 +113,8 @@ def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | Non
     extended = model.add_llms(names, new, old, probe.tasks, new_cost, **kwargs)
     out = Path(output) if output else Path(ckpt).with_name(f"{Path(ckpt).stem}+{'+'.join(names)}.ckpt")
     _save(ckpt, extended, names, out, len(probe))
-    log.info("added %s to %s (groups %s): %s", names, ckpt,
-             [extended.meta["two_stage"]["groups"][n] for n in names], out)
+    groups = extended.meta.get("two_stage", {}).get("groups")
+    log.info("added %s to %s%s: %s", names, ckpt, f" (groups {[groups[n] for n in names]})" if groups else "", out)
     return out
 
 
@@ -125,7 +125,7 @@ def _new_costs(probe: ScoreTable, names, cost, model, where) -> np.ndarray:
             raise DataError(f"{where}: cost needs one non-negative number per new LLM {names}, got {cost}")
         return c
     if probe.costs is None:
-        if float(model.llm_cost.max()) > 0:
+        if hasattr(model, "llm_cost") and float(model.llm_cost.max()) > 0:
             raise DataError(f"{where}: the checkpoint routes by cost, and the probe file has no cost columns "
                             f"for {names}: give cost= (mean $ per query)")
         return np.zeros(len(names))

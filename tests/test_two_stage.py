@@ -193,7 +193,7 @@ def test_free_projection_needs_the_checkpoints_probe_queries(trained, tmp_path):
 def test_add_llm_refuses_other_routers(tmp_path, fast_overrides):
     from routerbench.train import fit
 
-    fit(compose(fast_overrides + ["router=mlp", "trainer.max_steps=20", "trainer.val_every_n_steps=10"]))
+    fit(compose(fast_overrides + ["router=knn", "trainer.max_steps=20", "trainer.val_every_n_steps=10"]))
     ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
     with pytest.raises(DataError, match="cannot add an LLM"):
         add_llm(ckpt, tmp_path / "none.csv")
@@ -213,3 +213,24 @@ def test_compete_target_and_group_choice_by_hand():
     assert TwoStageRouter._best_group(sims, util, groups, np.array([0, 1, 1]), v, nearest=0) == 1
     # no gain anywhere -> the nearest group
     assert TwoStageRouter._best_group(sims, util, groups, np.array([0, 1, 1]), np.zeros(3), nearest=0) == 0
+
+
+def test_multilabel_adds_an_llm_with_one_output_unit():
+    """The new unit's probability follows the probe credit; the other units are untouched."""
+    from routerbench.routers.multilabel import MultiLabelRouter
+
+    torch.manual_seed(0)
+    r = MultiLabelRouter(num_llms=2, embed_dim=4, llm_names=["a", "b"], hidden_dim=8, dropout=0.0,
+                         onboard_ridge=0.01).eval()
+    rng = np.random.default_rng(0)
+    x, t = _queries(40, rng)
+    v = (t == "A").astype(float)[:, None]
+    new = r.add_llms(["spec"], v, np.zeros((len(t), 2)), t, [0.0], probe_x=x)
+    xt, tt = _queries(30, rng)
+    with torch.no_grad():
+        old_p = r({"x": torch.as_tensor(xt)})["probs"]
+        new_p = new({"x": torch.as_tensor(xt)})["probs"]
+    assert torch.allclose(new_p[:, :2], old_p)
+    a = torch.as_tensor(tt == "A")
+    assert new_p[a, 2].mean() > 0.8 and new_p[~a, 2].mean() < 0.2
+    assert new.hparams.llm_names == ["a", "b", "spec"] and new.meta["added_llms"] == ["spec"]

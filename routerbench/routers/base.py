@@ -179,6 +179,32 @@ class BaseRouter(LightningModule):
             groups.append({"params": enc, "lr": h.encoder_lr or h.lr})
         return torch.optim.AdamW(groups, lr=h.lr, weight_decay=h.weight_decay)
 
+    # ---- adding LLMs without retraining (routers that support it define ``add_llms``) ----------
+    def with_llms(self, names: list[str], tensors: dict[str, torch.Tensor]) -> "BaseRouter":
+        """A copy of this router routing to ``names`` too (appended last), in eval mode.
+
+        Args:
+            names: the new LLMs' names.
+            tensors: state-dict entries whose shape grows with the LLM count, already extended
+                (every other entry is copied; metric states and the policy start fresh, so a
+                fitted policy routes by argmax until it is fitted again).
+        """
+        h = dict(self.hparams)
+        h["num_llms"] = self.hparams.num_llms + len(names)
+        h["llm_names"] = list(self.hparams.llm_names or []) + list(names)
+        new = type(self)(**h)
+        fresh = ("val_metric", "test_metric", "policy")
+        sd = {k: v for k, v in self.state_dict().items() if not k.startswith(fresh)}
+        sd.update(tensors)
+        missing, unexpected = new.load_state_dict(sd, strict=False)
+        bad = [m for m in missing if not m.startswith(fresh)]
+        if bad or unexpected:
+            raise RuntimeError(f"with_llms: state mismatch, missing {bad}, unexpected {unexpected}")
+        new.meta = dict(self.meta)
+        new.meta["llm_names"] = h["llm_names"]
+        new.meta["added_llms"] = list(self.meta.get("added_llms", [])) + list(names)
+        return new.eval()
+
     # ---- checkpoint: everything route() needs ------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["routerbench"] = self.meta

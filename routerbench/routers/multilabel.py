@@ -20,6 +20,10 @@ majority vote).
 
 The paper fine-tunes RoBERTa; here the head sits on cached embeddings, or on a trainable encoder
 through BaseRouter's ``text_encoder``.
+
+A new LLM can be added without retraining (``add_llms``, ``routerbench add-llm``): one more output
+unit, a logistic regression on the head's frozen penultimate features of the probe queries
+(L2 strength ``onboard_ridge``), fitted to the new LLM's probe credit. Nothing else changes.
 """
 
 from __future__ import annotations
@@ -60,11 +64,12 @@ class MultiLabelRouter(BaseRouter):
         dropout: dropout before the output layer.
         labels: ``credit`` (soft) or ``threshold`` (binary: credit >= ``label_threshold``).
         label_threshold: threshold of the binary labels.
+        onboard_ridge: L2 strength (per probe query) of a new LLM's output unit (``add_llms``).
         **kwargs: ``BaseRouter`` arguments (``policy`` chooses the read-out; default argmax).
     """
 
     def __init__(self, hidden_dim: int = 256, dropout: float = 0.1, labels: str = "credit",
-                 label_threshold: float = 0.5, **kwargs):
+                 label_threshold: float = 0.5, onboard_ridge: float = 1.0, **kwargs):
         if labels not in LABELS:
             raise ValueError(f"labels must be one of {LABELS}, got {labels!r}")
         super().__init__(**kwargs)
@@ -81,3 +86,39 @@ class MultiLabelRouter(BaseRouter):
         h = self.hparams
         target = multilabel_targets(batch["credit"], h.labels, h.label_threshold)
         return {"bce_loss": bce_scores(out["logits"], target)}
+
+    @torch.no_grad()
+    def add_llms(self, names, new_credit, old_credit, task, new_cost, probe_x=None, probe_cols=None,
+                 steps: int = 200) -> "MultiLabelRouter":
+        """A copy that also routes to ``names``: one output unit each, a logistic regression of the
+        probe credit [n, k] on the frozen penultimate features of ``probe_x`` [n, D] (BCE plus
+        ``onboard_ridge`` x |w|^2, L-BFGS). ``old_credit``, ``task``, ``new_cost`` and
+        ``probe_cols`` are not needed here (the signature is the one ``onboarding`` calls)."""
+        if probe_x is None:
+            raise ValueError("MultiLabelRouter.add_llms needs probe_x (the probe queries' embeddings)")
+        if self.text_encoder is not None:
+            raise ValueError("MultiLabelRouter.add_llms works on cached embeddings (text_encoder is set)")
+        self.eval()
+        feats = self.head[:-1](torch.as_tensor(probe_x, dtype=torch.float32))  # [n, H]
+        y = torch.as_tensor(new_credit, dtype=torch.float32).reshape(len(feats), -1).clamp(0, 1)
+        w, b = self._fit_units(feats, y, steps)
+        last = self.head[-1]
+        return self.with_llms(list(names), {f"head.{len(self.head) - 1}.weight": torch.cat([last.weight, w]),
+                                            f"head.{len(self.head) - 1}.bias": torch.cat([last.bias, b])})
+
+    @torch.enable_grad()
+    def _fit_units(self, feats, y, steps):
+        w = torch.zeros(y.shape[1], feats.shape[1], requires_grad=True)
+        mean = y.mean(0).clamp(1e-3, 1 - 1e-3)
+        b = torch.log(mean / (1 - mean)).clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
+        ridge = self.hparams.onboard_ridge / len(feats)
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(feats @ w.T + b, y) + ridge * (w**2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        return w.detach(), b.detach()

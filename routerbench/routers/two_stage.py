@@ -333,32 +333,22 @@ class TwoStageRouter(BaseRouter):
         return m.detach()
 
     def _extended(self, names, emb, new_groups, new_cost, new_credit, probe_cols) -> "TwoStageRouter":
-        h = dict(self.hparams)
-        k = len(names)
-        h["num_llms"] = self.hparams.num_llms + k
-        h["llm_names"] = list(self.hparams.llm_names or []) + list(names)
-        new = type(self)(**h)
         sd = self.state_dict()
-        sd = {key: v for key, v in sd.items() if not key.startswith(("val_metric", "test_metric", "policy"))}
-        sd["llm_embeddings"] = torch.cat([sd["llm_embeddings"], emb])
-        sd["llm_group"] = torch.cat([sd["llm_group"], torch.as_tensor(new_groups, dtype=torch.long)])
-        sd["llm_cost"] = torch.cat([sd["llm_cost"], torch.as_tensor(new_cost, dtype=torch.float32)])
+        k = len(names)
         perf = torch.zeros(k, self.hparams.probe_size)
         known = torch.zeros(k, self.hparams.probe_size, dtype=torch.bool)
         if probe_cols is not None:
             cols = torch.as_tensor(probe_cols)
             perf[:, cols] = torch.as_tensor(new_credit, dtype=torch.float32).T
             known[:, cols] = True
-        sd["perf"] = torch.cat([sd["perf"], perf])
-        sd["perf_known"] = torch.cat([sd["perf_known"], known])
-        missing, unexpected = new.load_state_dict(sd, strict=False)
-        bad = [m for m in missing if not m.startswith(("val_metric", "test_metric", "policy"))]
-        if bad or unexpected:
-            raise RuntimeError(f"add_llms: state mismatch, missing {bad}, unexpected {unexpected}")
-        new.meta = dict(self.meta)
+        new = self.with_llms(names, {
+            "llm_embeddings": torch.cat([sd["llm_embeddings"], emb]),
+            "llm_group": torch.cat([sd["llm_group"], torch.as_tensor(new_groups, dtype=torch.long)]),
+            "llm_cost": torch.cat([sd["llm_cost"], torch.as_tensor(new_cost, dtype=torch.float32)]),
+            "perf": torch.cat([sd["perf"], perf]),
+            "perf_known": torch.cat([sd["perf_known"], known]),
+        })
         groups = dict(self.meta.get("two_stage", {}).get("groups", {}))
         groups.update({n: int(g) for n, g in zip(names, new_groups)})
         new.meta["two_stage"] = {**self.meta.get("two_stage", {}), "groups": groups}
-        new.meta["llm_names"] = h["llm_names"]
-        new.meta["added_llms"] = list(self.meta.get("added_llms", [])) + list(names)
-        return new.eval()
+        return new
