@@ -116,7 +116,7 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
             timings[f"{_slug(variant)}/seed{seed}"] = round(time.time() - t_run, 2)
     if timings:
         (out / "timings.json").write_text(json.dumps(timings, indent=2))
-    write_study_table(spec, out, time.time() - t0, extra)
+    write_study_table(spec, out, time.time() - t0 if timings else None, extra)
     if spec.get("axis"):
         write_ablation_plot(spec, out, extra)
     return out
@@ -167,8 +167,9 @@ def _fmt_val(ms: list[dict]) -> str:
     return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}"
 
 
-def write_study_table(spec: dict, out: Path, seconds: float, extra=()) -> str:
-    """table.md and summary.json of a study from its finished runs."""
+def write_study_table(spec: dict, out: Path, seconds: float | None, extra=()) -> str:
+    """table.md and summary.json of a study from its finished runs (``seconds`` None: this
+    invocation fitted nothing, so the table gives the runs' summed training time instead)."""
     runs = collect(spec, out)
     if not runs:
         return ""
@@ -183,7 +184,10 @@ def write_study_table(spec: dict, out: Path, seconds: float, extra=()) -> str:
         f"Routed score in % (test split), mean ± std over seeds {seeds}; baselines from seed {seeds[0]}",
         "(the best single LLM is chosen on validation; upper bounds use test labels).", "",
         comparison_table(rows, first), "",
-        f"Command: `{cmd}`. Machine: {machine_name()}. Wall time of this invocation: {seconds:.0f} s.",
+        f"Command: `{cmd}`. Machine: {machine_name()}. " + (
+            f"Wall time of this invocation: {seconds:.0f} s." if seconds is not None else
+            "Every run was already finished (this invocation re-tabulated); summed training time of the runs: "
+            f"{sum(m.get('train_seconds') or 0 for ms in runs.values() for m in ms):.0f} s."),
         "",
     ])
     ranked = sorted(runs.items(), key=lambda kv: -np.mean(_val_avgs(kv[1])))
