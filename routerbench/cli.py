@@ -169,7 +169,7 @@ def cmd_add_llm(args) -> int:
     from routerbench.onboarding import add_llm
 
     out = add_llm(args.ckpt, args.probe, llms=args.llm or None, output=args.output, cost=args.cost,
-                  probe_size=args.probe_size, task=args.task, rule=args.rule)
+                  probe_size=args.probe_size, task=args.task, rule=args.rule, nan_policy=args.nan_policy)
     print(f"wrote {out} (evaluate it with: routerbench test {out})")
     return 0
 
@@ -235,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--probe-size", type=int, default=None, help="use the first N probe queries")
     s.add_argument("--task", default=None)
     s.add_argument("--rule", default=None)
+    s.add_argument("--nan-policy", default="error", choices=["error", "drop"],
+                   help="a probe row with an empty score: error (default) or drop it (the count is logged)")
     s.add_argument("-o", "--output", default=None, help="new checkpoint (default: beside CKPT)")
     s.set_defaults(fn=cmd_add_llm)
     return p

@@ -79,6 +79,8 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
     metrics["routed_per_task"] = routed_per_task(sub, all_rows, choice)
     metrics["baselines"] = test_baselines(sub, all_rows, int(meta.get("best_single", 0)))
     metrics["notes"] = list(table.notes)
-    out = Path(output_dir) if output_dir else Path(ckpt).resolve().parent.parent / f"test-{time.strftime('%Y%m%d-%H%M%S')}"
+    here = Path(ckpt).resolve().parent  # a run's checkpoints/ folder -> the run folder; else beside the file
+    base = here.parent if here.name == "checkpoints" else here
+    out = Path(output_dir) if output_dir else base / f"test-{time.strftime('%Y%m%d-%H%M%S')}"
     write_run_files(out, cfg, metrics, sub)
     return metrics, out

@@ -53,7 +53,7 @@ def check_llm_set(probe: ScoreTable, routed: list[str], llms: list[str] | None, 
 
 def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | None = None, cost=None,
             probe_size: int | None = None, task: str | None = None, rule: str | None = None,
-            cache_dir=None) -> Path:
+            cache_dir=None, nan_policy: str = "error") -> Path:
     """Add the probe file's new LLM(s) to the checkpoint ``ckpt``; write and return a new checkpoint.
 
     Args:
@@ -64,6 +64,7 @@ def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | Non
         cost: the new LLMs' mean cost per query (one number each; default: the probe's costs).
         probe_size: use the first n probe queries (an error if the file has fewer).
         task, rule: for a probe file whose format does not carry them (``read_file``).
+        nan_policy: ``error`` (a probe row with an empty score is an error naming it) or ``drop``.
         cache_dir: embedding cache folder (default: the project's).
 
     Raises:
@@ -81,7 +82,9 @@ def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | Non
                         "(TwoStageRouter and MultiLabelRouter can: router=two_stage, multilabel or mlp)")
     where = str(probe) if not isinstance(probe, ScoreTable) else "probe table"
     if not isinstance(probe, ScoreTable):
-        probe = read_probe(probe, task=task, rule=rule)
+        probe = read_probe(probe, task=task, rule=rule, nan_policy=nan_policy)
+        for note in probe.notes:
+            log.info("%s", note)
     names = check_llm_set(probe, loaded.llm_names, llms, where)
     if probe_size is not None:
         if len(probe) < probe_size:

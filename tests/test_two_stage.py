@@ -147,6 +147,9 @@ def test_add_llm_cli_end_to_end(trained):
     ck = torch.load(out, weights_only=False)
     assert ck["routerbench"]["added_llms"] == ["llm-c-medium"]
     assert ck["routerbench"]["data"]["exclude_llms"] == []
+    # without --output-dir, a checkpoint outside a run's checkpoints/ folder reports beside itself
+    _, where = test_checkpoint(out, overrides=[f"cache_dir={tmp / 'cache'}"])
+    assert where.parent == out.parent and where.name.startswith("test-")
 
 
 def test_add_llm_errors(trained, tmp_path):
@@ -180,6 +183,9 @@ def test_add_llm_errors(trained, tmp_path):
     (tmp_path / "p5.csv").write_text("\n".join(text) + "\n")
     with pytest.raises(DataError, match=r"p5.csv:line 4 field 'score:llm-c-medium'"):
         add_llm(ckpt, tmp_path / "p5.csv", rule="multi_attempt", output=tmp_path / "x.ckpt")
+    # ... unless that row is dropped
+    out = add_llm(ckpt, tmp_path / "p5.csv", rule="multi_attempt", output=tmp_path / "x.ckpt", nan_policy="drop")
+    assert torch.load(out, weights_only=False)["routerbench"]["added_probe_queries"] == {"llm-c-medium": 49}
 
 
 def test_free_projection_needs_the_checkpoints_probe_queries(trained, tmp_path):
