@@ -17,6 +17,12 @@ from routerbench.config import _import
 from routerbench.data.errors import DataError
 
 
+def run_folder(ckpt: str | Path) -> Path:
+    """The run folder of a checkpoint (``<run>/checkpoints/x.ckpt`` -> ``<run>``), else its folder."""
+    here = Path(ckpt).resolve().parent
+    return here.parent if here.name == "checkpoints" else here
+
+
 class LoadedRouter:
     """A trained router with its encoder, as stored in the checkpoint (loaded once)."""
 

@@ -271,7 +271,9 @@ def run_curve(ckpts, lambdas=None, output_dir=None, combine: str | None = None, 
         entries[combine] = dict(points_entry(*own_pts, base), checkpoints=[str(c) for c in ckpts])
     report = curve_report(entries, base)
     report["lambdas"] = lambdas
-    out = Path(output_dir) if output_dir else Path(ckpts[0]).resolve().parent.parent / "curve"
+    from routerbench.api import run_folder
+
+    out = Path(output_dir) if output_dir else run_folder(ckpts[0]) / "curve"
     write_curve_files(report, out, "Cost-quality: " + ", ".join(entries))
     return report, out
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from routerbench.api import load_router
+from routerbench.api import load_router, run_folder
 from routerbench.data.errors import DataError
 from routerbench.data.table import ScoreTable
 from routerbench.reporting.run import evaluate_rows, routed_per_task, test_baselines, write_run_files
@@ -79,8 +79,6 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
     metrics["routed_per_task"] = routed_per_task(sub, all_rows, choice)
     metrics["baselines"] = test_baselines(sub, all_rows, int(meta.get("best_single", 0)))
     metrics["notes"] = list(table.notes)
-    here = Path(ckpt).resolve().parent  # a run's checkpoints/ folder -> the run folder; else beside the file
-    base = here.parent if here.name == "checkpoints" else here
-    out = Path(output_dir) if output_dir else base / f"test-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Path(output_dir) if output_dir else run_folder(ckpt) / f"test-{time.strftime('%Y%m%d-%H%M%S')}"
     write_run_files(out, cfg, metrics, sub)
     return metrics, out
