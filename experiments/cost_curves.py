@@ -1,4 +1,4 @@
-"""Cost-quality curves, AIQ and the plot for the RouterBench study's routers (one seed).
+"""Cost-quality curves, AIQ and the plots for the RouterBench study's routers, per seed.
 
     python experiments/cost_curves.py [--study results/cost_routerbench] [--seeds 0 1 2] [--out DIR]
 
@@ -6,8 +6,9 @@ Reads the runs of ``routerbench study experiments/cost_routerbench.yaml`` and bu
 (routerbench.curves): the trade-off sweep ``argmax(conf - lambda * cost / max cost)`` of each
 router trained without a cost term, the points of the routers trained at several cost rates
 (one curve per family), the multi-label classifier's cost-aware policy as a point, every single
-LLM (the zero router's hull) and the oracle. Everything chosen (LLM costs, operating points) is
-chosen on validation. Writes curve.json / curve.md / curve.png per seed into
+LLM (the zero router's hull) and the oracle; and the cheapest_capable policy's own trade-off,
+refitted on validation at several capability targets over the multi-label model. Everything
+chosen (LLM costs, policy thresholds, operating points) is chosen on validation. Writes curve.json / curve.md / curve.png per seed into
 ``<out>/curve_seed<s>/`` and ``<out>/aiq_seeds.md``: AIQ mean ± std over the seeds, how many
 seeds' curves have a single LLM above them, and each seed's operating point.
 """
@@ -36,6 +37,29 @@ FAMILIES = {  # name -> run folders whose own routing gives one point each
 }
 
 
+TARGETS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95]
+
+
+def policy_sweep(ckpt, base) -> dict:
+    """The cost-aware policy's own trade-off: cheapest_capable refitted on validation at each
+    ``target`` (the capability a fitted line must reach) over the multi-label model's confidences."""
+    import torch
+
+    from routerbench.policies import build_policy
+
+    data, cv, ct, _, _ = checkpoint_data(ckpt)
+    val, test = [], []
+    for target in TARGETS:
+        pol = build_policy({"name": "cheapest_capable", "target": target}, len(data.llms))
+        pol.fit(torch.as_tensor(cv, dtype=torch.float32), torch.as_tensor(data.val.credit, dtype=torch.float32),
+                torch.as_tensor(data.llm_cost, dtype=torch.float32))
+        with torch.no_grad():
+            for pts, rows, conf in ((val, data.val, cv), (test, data.test, ct)):
+                choice = pol(torch.as_tensor(conf, dtype=torch.float32)).numpy()
+                pts.append(dict(data.point(rows, choice), label=f"target={target:g}", **{"lambda": 0.0}))
+    return dict(points_entry(val, test, base), checkpoint=str(ckpt))
+
+
 def one_seed(study: Path, seed: int, out: Path, command: str) -> dict:
     def ckpt(run):
         return study / run / f"seed{seed}" / "checkpoints" / "best.ckpt"
@@ -52,6 +76,7 @@ def one_seed(study: Path, seed: int, out: Path, command: str) -> dict:
             val.append(dict(data.point(data.val, ov), label=run, **{"lambda": 0.0}))
             test.append(dict(data.point(data.test, ot), label=run, **{"lambda": 0.0}))
         entries[name] = dict(points_entry(val, test, base), checkpoints=[str(ckpt(r)) for r in runs])
+    entries["Multi-label, cheapest_capable target sweep"] = policy_sweep(ckpt("Multi-label_argmax"), base)
     report = curve_report(entries, base)
     report["lambdas"] = DEFAULT_LAMBDAS
     report["command"] = command
