@@ -63,7 +63,9 @@ def plot_cost_quality(
 
 def _draw(ax, curves, hulls, single_points, oracle_point, marked, zero_hull, plt) -> None:
     """One panel: single LLMs, the zero-router hull, each curve with its hull, the oracle."""
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    from matplotlib.colors import to_hex
+
+    colours = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"] if to_hex(c) != "#7f7f7f"] + ["#000000"]
     if single_points:
         pts = np.array(list(single_points.values()), dtype=np.float64)
         ax.scatter(pts[:, 0], 100 * pts[:, 1], color="0.45", s=22, zorder=3, label="single LLMs")
