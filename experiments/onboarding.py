@@ -1,6 +1,6 @@
 """Leave-one-LLM-out onboarding on the RouterBench subset: add an LLM without retraining.
 
-    python experiments/onboarding.py [--seeds 0 1 2] [--probe-sizes 50 100 200 500] [--llms NAME ...] [overrides...]
+    python experiments/onboarding.py [--seeds 0 1 2 3 4] [--probe-sizes 50 100 200 500] [--llms NAME ...] [overrides...]
 
 For each LLM L: train the router (``--router``: the two-stage router, or the multi-label classifier,
 which adds an LLM as one more output unit) without L (``data.exclude_llms=[L]``), then add L from
@@ -64,7 +64,7 @@ def knn_predict(x_index, credit_index, x_query, k=10) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--probe-sizes", type=int, nargs="+", default=[50, 100, 200, 500])
     ap.add_argument("--llms", nargs="*", default=None, help="default: every LLM")
     ap.add_argument("--router", default="two_stage", choices=sorted(ROUTERS))
