@@ -40,14 +40,14 @@ FAMILIES = {  # name -> run folders whose own routing gives one point each
 TARGETS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95]
 
 
-def policy_sweep(ckpt, base) -> dict:
+def policy_sweep(ckpt, base, load=checkpoint_data) -> dict:
     """The cost-aware policy's own trade-off: cheapest_capable refitted on validation at each
     ``target`` (the capability a fitted line must reach) over the multi-label model's confidences."""
     import torch
 
     from routerbench.policies import build_policy
 
-    data, cv, ct, _, _ = checkpoint_data(ckpt)
+    data, cv, ct, _, _ = load(ckpt)
     val, test = [], []
     for target in TARGETS:
         pol = build_policy({"name": "cheapest_capable", "target": target}, len(data.llms))
@@ -64,19 +64,26 @@ def one_seed(study: Path, seed: int, out: Path, command: str) -> dict:
     def ckpt(run):
         return study / run / f"seed{seed}" / "checkpoints" / "best.ckpt"
 
+    loaded = {}
+
+    def load(path):  # a checkpoint's data and predictions, computed once per seed
+        if path not in loaded:
+            loaded[path] = checkpoint_data(path)
+        return loaded[path]
+
     entries, base = {}, None
     for name, run in SWEEPS.items():
-        data, cv, ct, _, _ = checkpoint_data(ckpt(run))
+        data, cv, ct, _, _ = load(ckpt(run))
         base = base or data
         entries[name] = dict(sweep_entry(cv, ct, data, DEFAULT_LAMBDAS), checkpoint=str(ckpt(run)))
     for name, runs in FAMILIES.items():
         val, test = [], []
         for run in runs:
-            data, _, _, ov, ot = checkpoint_data(ckpt(run))
+            data, _, _, ov, ot = load(ckpt(run))
             val.append(dict(data.point(data.val, ov), label=run, **{"lambda": 0.0}))
             test.append(dict(data.point(data.test, ot), label=run, **{"lambda": 0.0}))
         entries[name] = dict(points_entry(val, test, base), checkpoints=[str(ckpt(r)) for r in runs])
-    entries["Multi-label, cheapest_capable target sweep"] = policy_sweep(ckpt("Multi-label_argmax"), base)
+    entries["Multi-label, cheapest_capable target sweep"] = policy_sweep(ckpt("Multi-label_argmax"), base, load)
     report = curve_report(entries, base)
     report["lambdas"] = DEFAULT_LAMBDAS
     report["command"] = command

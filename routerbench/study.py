@@ -116,9 +116,10 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
             timings[f"{_slug(variant)}/seed{seed}"] = round(time.time() - t_run, 2)
     if timings:
         (out / "timings.json").write_text(json.dumps(timings, indent=2))
-    write_study_table(spec, out, time.time() - t0 if timings else None, extra)
+    runs = collect(spec, out)
+    write_study_table(spec, out, time.time() - t0 if timings else None, extra, runs)
     if spec.get("axis"):
-        write_ablation_plot(spec, out, extra)
+        write_ablation_plot(spec, out, extra, runs)
     return out
 
 
@@ -127,11 +128,12 @@ def study_command(spec: dict, extra=()) -> str:
     return f"routerbench study {spec.get('_path', spec['name'])}" + (" " + " ".join(extra) if extra else "")
 
 
-def write_ablation_plot(spec: dict, out: Path, extra=()) -> Path | None:
-    """``ablation.png``: ID / OOD average vs the axis value, mean ± std over seeds."""
+def write_ablation_plot(spec: dict, out: Path, extra=(), runs: dict | None = None) -> Path | None:
+    """``ablation.png``: ID / OOD average vs the axis value, mean ± std over seeds (``runs``:
+    ``collect(spec, out)`` when the caller has it)."""
     from routerbench.reporting.study_plots import ablation_plot
 
-    runs = collect(spec, out)
+    runs = collect(spec, out) if runs is None else runs
     if not runs:
         return None
     values = axis_values(spec, spec.get("_path", spec["name"]))
@@ -167,10 +169,11 @@ def _fmt_val(ms: list[dict]) -> str:
     return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}"
 
 
-def write_study_table(spec: dict, out: Path, seconds: float | None, extra=()) -> str:
+def write_study_table(spec: dict, out: Path, seconds: float | None, extra=(), runs: dict | None = None) -> str:
     """table.md and summary.json of a study from its finished runs (``seconds`` None: this
-    invocation fitted nothing, so the table gives the runs' summed training time instead)."""
-    runs = collect(spec, out)
+    invocation fitted nothing, so the table gives the runs' summed training time instead;
+    ``runs``: ``collect(spec, out)`` when the caller has it)."""
+    runs = collect(spec, out) if runs is None else runs
     if not runs:
         return ""
     first = next(iter(runs.values()))[0]

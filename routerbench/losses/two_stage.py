@@ -13,19 +13,7 @@ from __future__ import annotations
 import torch
 
 from routerbench.losses.contrastive import sample_llm_contrastive
-
-
-def llm_utility(credit: torch.Tensor, llm_cost: torch.Tensor, cost_rate: float = 0.0) -> torch.Tensor:
-    """What routing a query to each LLM is worth: ``credit - cost_rate * cost / max(cost)`` [B, T].
-
-    The cost is each LLM's mean cost per query, divided by the most expensive LLM's, so
-    ``cost_rate`` is in credit units: 0.1 = the most expensive LLM must earn 0.1 more credit than a
-    free one to be preferred.
-    """
-    llm_cost = torch.as_tensor(llm_cost, dtype=credit.dtype, device=credit.device)
-    if cost_rate == 0 or float(llm_cost.max()) <= 0:
-        return credit
-    return credit - cost_rate * llm_cost / llm_cost.max()
+from routerbench.metrics.cost import llm_utility  # noqa: F401  (the utility eqs. 5-6 rank by)
 
 
 def group_scores(utility: torch.Tensor, llm_group: torch.Tensor, num_groups: int) -> torch.Tensor:

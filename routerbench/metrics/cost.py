@@ -200,6 +200,20 @@ def zero_router_points(credit, costs, task, task_names: Sequence[str] | None = N
     return [dict(cost_quality_point(np.full(n, i), credit, costs, task, task_names), llm=i) for i in range(t)]
 
 
+def llm_utility(credit: torch.Tensor, llm_cost: torch.Tensor, cost_rate: float = 0.0) -> torch.Tensor:
+    """What routing a query to each LLM is worth: ``credit - cost_rate * cost / max(cost)`` [B, T].
+
+    The cost is each LLM's mean cost per query, divided by the most expensive LLM's, so
+    ``cost_rate`` is in credit units: 0.1 = the most expensive LLM must earn 0.1 more credit than a
+    free one to be preferred. The one cost penalty of the package: the two-stage router's training
+    utility and stage 2, and ``tradeoff_choice`` (confidences in place of credit).
+    """
+    llm_cost = torch.as_tensor(llm_cost, dtype=credit.dtype, device=credit.device)
+    if cost_rate == 0 or float(llm_cost.max()) <= 0:
+        return credit
+    return credit - cost_rate * llm_cost / llm_cost.max()
+
+
 def tradeoff_choice(conf, llm_cost, lam: float) -> torch.Tensor:
     """``argmax_t(conf_t - lam * llm_cost_t / max(llm_cost))`` per query [N] (ties: lowest index).
 
@@ -219,7 +233,7 @@ def tradeoff_choice(conf, llm_cost, lam: float) -> torch.Tensor:
         raise ValueError(f"conf must be [N, {c.shape[0]}] for {c.shape[0]} LLM costs, got {tuple(conf.shape)}")
     if not float(c.max()) > 0 or lam < 0:
         raise ValueError(f"tradeoff_choice needs a positive largest LLM cost and lam >= 0 (got {c.tolist()}, {lam})")
-    return (conf - lam * c / c.max()).argmax(-1)
+    return llm_utility(conf, c, lam).argmax(-1)
 
 
 def cost_quality_curve(conf, credit, costs, task, llm_cost, lambdas, task_names=None) -> list[dict]:

@@ -179,10 +179,6 @@ class TwoStageRouter(BaseRouter):
         log.info("TwoStageRouter groups (cheapest first): %s", self.meta["two_stage"]["groups"])
 
     # ---- model ------------------------------------------------------------------------------
-    def _cost_norm(self) -> torch.Tensor:
-        m = self.llm_cost.max()
-        return self.llm_cost / m if m > 0 else self.llm_cost
-
     def forward(self, batch: dict) -> dict:
         h = self.hparams
         z = F.normalize(self.proj(self.embed(batch)), dim=-1)
@@ -200,12 +196,7 @@ class TwoStageRouter(BaseRouter):
         """Stage 2: the best allowed LLM, penalised by ``cost_weight`` x normalised cost."""
         if self.policy is not None and self.policy.ready:
             return super().route(out)
-        return (out["logits"] - self.hparams.cost_weight * self._cost_norm()).argmax(-1)
-
-    def predicted_perf(self) -> torch.Tensor:
-        """M C [T, P]: each LLM's predicted credit on the probe queries (eq. 7's left side)."""
-        m, c = self._proj_matrix()
-        return m @ c + (self.proj_bias if self.hparams.projection == "query" else 0.0)
+        return llm_utility(out["logits"], self.llm_cost, self.hparams.cost_weight).argmax(-1)
 
     def _proj_matrix(self):
         if self.hparams.projection == "free":
@@ -293,14 +284,19 @@ class TwoStageRouter(BaseRouter):
         return self._extended(names, emb.float(), new_groups, new_cost, new_credit, probe_cols)
 
     @staticmethod
+    def _picked_mate(sims, members) -> np.ndarray:
+        """Per probe query, the member LLM with the highest cos (the one stage 2 picks there) [n]."""
+        idx = np.flatnonzero(members)
+        return idx[sims[:, idx].argmax(1)]
+
+    @staticmethod
     def _best_group(sims, util, groups, stage1, v, nearest) -> int:
         """The group where the new LLM would add the most utility on the probe queries that stage 1
         sends there (over the mate the router picks on each); no gain anywhere = the nearest group."""
         gains = []
         for g in range(int(groups.max()) + 1):
             q = np.flatnonzero(stage1 == g)
-            idx = np.flatnonzero(groups == g)
-            cur = idx[sims[np.ix_(q, idx)].argmax(1)] if len(q) else idx[:0]
+            cur = TwoStageRouter._picked_mate(sims, groups == g)[q]
             gains.append(np.clip(v[q] - util[q, cur], 0, None).sum() if len(q) else 0.0)
         return int(np.argmax(gains)) if max(gains) > 0 else int(nearest)
 
@@ -309,8 +305,7 @@ class TwoStageRouter(BaseRouter):
         """Target cos of a new LLM on the probe queries: the cos of the group-mate the router
         picks there, plus ``margin`` x (the new LLM's utility - that mate's), minus ``eps``
         (a tie keeps the current choice). It should win exactly where it earns more."""
-        idx = np.flatnonzero(members)
-        cur = idx[sims[:, idx].argmax(1)]
+        cur = TwoStageRouter._picked_mate(sims, members)
         rows = np.arange(len(v))
         return sims[rows, cur] + margin * (v - util[rows, cur]) - eps
 
