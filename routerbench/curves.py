@@ -183,7 +183,8 @@ def write_curve_files(report: dict, out_dir: str | Path, title: str) -> Path:
               for n, e in routers.items() if e["operating_index"] is not None}
     plot_cost_quality({n: curve_xy(e["test"]) for n, e in routers.items()},
                       {p["llm"]: (p["cost"], p["quality"]) for p in report["zero_router"]},
-                      (report["oracle"]["cost"], report["oracle"]["quality"]), out / "curve.png", title, marked)
+                      (report["oracle"]["cost"], report["oracle"]["quality"]), out / "curve.png", title, marked,
+                      caption=f"Command: {report['command']}. Machine: {report['machine']}.")
     return out
 
 

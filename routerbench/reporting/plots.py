@@ -18,6 +18,7 @@ def plot_cost_quality(
     title: str = "",
     marked: Mapping[str, tuple[float, float]] | None = None,
     zero_hull: bool = True,
+    caption: str = "",
 ) -> Path:
     """Each router's cost-quality curve and its non-decreasing hull, the LLMs and the oracle.
 
@@ -31,6 +32,8 @@ def plot_cost_quality(
         title: the plot title.
         marked: router name -> (cost, quality) of a chosen operating point (ringed).
         zero_hull: also draw the zero router (hull of the single LLMs) as a dotted grey line.
+        caption: a line under the figure (the command and machine that made it); also the PNG's
+            Description, which docs/results.md shows under the figure.
 
     Returns:
         The path written. Quality is drawn in percent; the left panel has cost on a linear axis (as
@@ -54,12 +57,10 @@ def plot_cost_quality(
     axes[0].set_title(title, fontsize=10)
     axes[1].set_title("the same, log cost (low-cost detail)", fontsize=10)
     axes[1].get_legend().remove()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    from routerbench.reporting.study_plots import _save
+
+    fig.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
+    return _save(fig, Path(path), title, caption)
 
 def _draw(ax, curves, hulls, single_points, oracle_point, marked, zero_hull, plt) -> None:
     """One panel: single LLMs, the zero-router hull, each curve with its hull, the oracle."""
