@@ -35,8 +35,8 @@ SECTIONS = [
     ("two_stage_tune", "Two-stage router tuning on RouterBench, round 1 (seed 0; validation only)"),
     ("two_stage_tune2", "Two-stage router tuning on RouterBench, round 2 (seed 0; validation only)"),
     ("cost_routerbench", "Cost-aware routing on the RouterBench subset (issue 6), 3 seeds"),
-    ("onboarding", "Adding an LLM without retraining: leave-one-LLM-out on RouterBench, two-stage router, 3 seeds"),
-    ("onboarding_multilabel", "Adding an LLM without retraining: the multi-label classifier (one new output unit), 3 seeds"),
+    ("onboarding", "Adding an LLM without retraining: leave-one-LLM-out on RouterBench, two-stage router, 5 seeds"),
+    ("onboarding_multilabel", "Adding an LLM without retraining: the multi-label classifier (one new output unit; ways of fitting it chosen on validation), 5 seeds"),
 ]
 
 # figures made outside a study (already in docs/figures/), shown after the named section

@@ -168,8 +168,17 @@ def cmd_curve(args) -> int:
 def cmd_add_llm(args) -> int:
     from routerbench.onboarding import add_llm
 
+    import yaml
+
+    options = {}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--option {item!r}: expected KEY=VALUE, e.g. --option basis=llms")
+        options[key] = yaml.safe_load(value)
     out = add_llm(args.ckpt, args.probe, llms=args.llm or None, output=args.output, cost=args.cost,
-                  probe_size=args.probe_size, task=args.task, rule=args.rule, nan_policy=args.nan_policy)
+                  probe_size=args.probe_size, task=args.task, rule=args.rule, nan_policy=args.nan_policy,
+                  options=options)
     print(f"wrote {out} (evaluate it with: routerbench test {out})")
     return 0
 
@@ -237,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rule", default=None)
     s.add_argument("--nan-policy", default="error", choices=["error", "drop"],
                    help="a probe row with an empty score: error (default) or drop it (the count is logged)")
+    s.add_argument("--option", action="append", default=None, metavar="KEY=VALUE",
+                   help="an argument of the router's add_llms, e.g. basis=llms or ridge=10 (multi-label)")
     s.add_argument("-o", "--output", default=None, help="new checkpoint (default: beside CKPT)")
     s.set_defaults(fn=cmd_add_llm)
     return p

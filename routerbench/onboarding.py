@@ -53,7 +53,7 @@ def check_llm_set(probe: ScoreTable, routed: list[str], llms: list[str] | None, 
 
 def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | None = None, cost=None,
             probe_size: int | None = None, task: str | None = None, rule: str | None = None,
-            cache_dir=None, nan_policy: str = "error") -> Path:
+            cache_dir=None, nan_policy: str = "error", options: dict | None = None) -> Path:
     """Add the probe file's new LLM(s) to the checkpoint ``ckpt``; write and return a new checkpoint.
 
     Args:
@@ -66,6 +66,8 @@ def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | Non
         task, rule: for a probe file whose format does not carry them (``read_file``).
         nan_policy: ``error`` (a probe row with an empty score is an error naming it) or ``drop``.
         cache_dir: embedding cache folder (default: the project's).
+        options: extra keyword arguments of the router's ``add_llms`` (e.g. ``{"basis": "llms"}``
+            for ``MultiLabelRouter``), overriding its ``onboard_*`` hyperparameters for this call.
 
     Raises:
         DataError: a checkpoint that cannot add LLMs, a wrong LLM set, too few or unknown probe
@@ -113,7 +115,14 @@ def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | Non
     else:
         kwargs["probe_x"] = cached_encode(loaded.encoder, probe.texts, Path(cache_dir or cache_root()) / "embeddings",
                                           progress=False)
-    extended = model.add_llms(names, new, old, probe.tasks, new_cost, **kwargs)
+    try:
+        extended = model.add_llms(names, new, old, probe.tasks, new_cost, **kwargs, **(options or {}))
+    except (TypeError, ValueError) as e:
+        if not options or isinstance(e, DataError):
+            raise
+        from routerbench.config import ConfigError
+
+        raise ConfigError(f"{ckpt}: {type(model).__name__}.add_llms options {options}: {e}") from None
     out = Path(output) if output else Path(ckpt).with_name(f"{Path(ckpt).stem}+{'+'.join(names)}.ckpt")
     _save(ckpt, extended, names, out, len(probe))
     groups = extended.meta.get("two_stage", {}).get("groups")

@@ -67,6 +67,16 @@ def test_onboarding_script_on_synthetic(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     table = (tmp_path / "onb" / "table.md").read_text()
     assert "| llm-c-medium | 50 |" in table
+    # the multi-label router with two ways of adding the LLM, each scored on validation too
+    res = subprocess.run(
+        [sys.executable, str(EXP / "onboarding.py"), "--router", "multilabel", "--seeds", "0", "--probe-sizes", "50",
+         "--llms", "llm-c-medium", "--variant", "f:basis=features", "--variant", "mix:basis=llms,ridge=10",
+         "--out", str(tmp_path / "onb_ml"), *TINY, f"cache_dir={tmp_path / 'cache'}"],
+        capture_output=True, text=True, cwd=project_root())
+    assert res.returncode == 0, res.stderr[-2000:]
+    table = (tmp_path / "onb_ml" / "table.md").read_text()
+    assert "### variant mix" in table and "| recovered (val) |" in table
+    assert (tmp_path / "onb_ml" / "seed0" / "without_llm-c-medium" / "added_mix_50.ckpt").exists()
 
 
 def test_routerdc_equal_cost_prices_every_llm():

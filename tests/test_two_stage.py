@@ -240,3 +240,58 @@ def test_multilabel_adds_an_llm_with_one_output_unit():
     a = torch.as_tensor(tt == "A")
     assert new_p[a, 2].mean() > 0.8 and new_p[~a, 2].mean() < 0.2
     assert new.hparams.llm_names == ["a", "b", "spec"] and new.meta["added_llms"] == ["spec"]
+
+
+def test_multilabel_onboard_basis_llms_is_a_mix_of_known_units():
+    """basis=llms: the new unit is a weighted mix of the known units (w = a W, b = a.b + c); an LLM
+    that answers exactly like a known one gets that unit's probabilities back; llms+features adds a
+    residual that stays ~0 when the mix already fits."""
+    from routerbench.routers.multilabel import MultiLabelRouter
+
+    torch.manual_seed(0)
+    r = MultiLabelRouter(num_llms=3, embed_dim=4, llm_names=["a", "b", "c"], hidden_dim=8, dropout=0.0,
+                         onboard_ridge=1e-4).eval()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4)).astype(np.float32) * 3
+    with torch.no_grad():
+        twin = r({"x": torch.as_tensor(x)})["probs"][:, 1:2].numpy()  # answers like "b" (soft credit)
+    xt = torch.as_tensor(rng.normal(size=(50, 4)).astype(np.float32) * 3)
+    for basis in ("llms", "llms+features"):
+        new = r.add_llms(["twin"], twin, np.zeros((200, 3)), None, [0.0], probe_x=x, basis=basis)
+        w = new.head[-1].weight.detach()
+        if basis == "llms":  # the new row lies in the span of the known rows
+            a = torch.linalg.lstsq(r.head[-1].weight.detach().T, w[3]).solution
+            assert torch.allclose(a @ r.head[-1].weight.detach(), w[3], atol=1e-4)
+            assert torch.allclose(a, torch.tensor([0.0, 1.0, 0.0]), atol=0.05)
+        with torch.no_grad():
+            p = new({"x": xt})["probs"]
+        assert torch.allclose(p[:, 3], p[:, 1], atol=0.02), basis
+        assert torch.equal(new.head[-1].weight[:3], r.head[-1].weight)
+    with pytest.raises(ValueError, match="basis must be one of"):
+        r.add_llms(["twin"], twin, None, None, [0.0], probe_x=x, basis="nope")
+    with pytest.raises(ValueError, match="onboard_basis must be one of"):
+        MultiLabelRouter(num_llms=2, embed_dim=4, onboard_basis="nope")
+
+
+def test_add_llm_cli_option_is_passed_and_checked(tmp_path, fast_overrides):
+    """``--option basis=llms`` reaches the router's add_llms; a malformed option exits with a message."""
+    from routerbench.pipeline import build_table
+    from routerbench.train import fit
+
+    over = fast_overrides + ["router=multilabel", "data.exclude_llms=[llm-c-medium]", f"output_dir={tmp_path / 'run'}"]
+    fit(compose(over))
+    table = build_table(compose(over)["data"] | {"exclude_llms": []})
+    probe = _write_probe(tmp_path / "probe.csv", table, np.flatnonzero(table.roles == "train")[:60], table.llms)
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    cmd = [sys.executable, "-m", "routerbench.cli", "add-llm", str(ckpt), str(probe), "--rule", "multi_attempt"]
+    bad = subprocess.run(cmd + ["--option", "basis"], capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode != 0 and "expected KEY=VALUE" in bad.stderr
+    wrong = subprocess.run(cmd + ["--option", "basis=nope"], capture_output=True, text=True, cwd=tmp_path)
+    assert wrong.returncode != 0 and "basis must be one of" in wrong.stderr and "Traceback" not in wrong.stderr
+    ok = subprocess.run(cmd + ["--option", "basis=llms", "-o", str(tmp_path / "a.ckpt")], capture_output=True,
+                        text=True, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    w = torch.load(tmp_path / "a.ckpt", weights_only=False)["state_dict"]["head.3.weight"]
+    old = torch.load(ckpt, weights_only=False)["state_dict"]["head.3.weight"]
+    a = torch.linalg.lstsq(old.T, w[-1]).solution  # basis=llms: the new row is a mix of the old rows
+    assert torch.allclose(a @ old, w[-1], atol=1e-4)

@@ -22,8 +22,15 @@ The paper fine-tunes RoBERTa; here the head sits on cached embeddings, or on a t
 through BaseRouter's ``text_encoder``.
 
 A new LLM can be added without retraining (``add_llms``, ``routerbench add-llm``): one more output
-unit, a logistic regression on the head's frozen penultimate features of the probe queries
-(L2 strength ``onboard_ridge``), fitted to the new LLM's probe credit. Nothing else changes.
+unit, fitted to the new LLM's probe credit by L2-penalised logistic regression (strength
+``onboard_ridge``). Nothing else changes. ``onboard_basis`` says what the unit is a function of:
+
+- ``features``: the head's frozen penultimate features h(x) (H weights to fit);
+- ``llms``: the existing units' logits z(x) = W h(x) + b, i.e. the new LLM is predicted as a
+  weighted mix of the LLMs the router knows, ``z_new = a . z(x) + c`` (T weights to fit, so far
+  fewer than H for a small probe). It is stored as an ordinary unit: ``w = a W``, ``b = a . b + c``;
+- ``llms+features``: the ``llms`` fit, then a residual on h(x) whose L2 penalty pulls it to
+  zero (the mix is the prior, the features correct it where the probe shows it wrong).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from routerbench.routers.base import BaseRouter
 from routerbench.routers.heads import make_head
 
 LABELS = ("credit", "threshold")
+BASES = ("features", "llms", "llms+features")
 
 
 def multilabel_targets(credit: torch.Tensor, labels: str = "credit", label_threshold: float = 0.5) -> torch.Tensor:
@@ -65,13 +73,18 @@ class MultiLabelRouter(BaseRouter):
         labels: ``credit`` (soft) or ``threshold`` (binary: credit >= ``label_threshold``).
         label_threshold: threshold of the binary labels.
         onboard_ridge: L2 strength (per probe query) of a new LLM's output unit (``add_llms``).
+        onboard_basis: what a new LLM's unit is fitted on: ``features``, ``llms`` or
+            ``llms+features`` (module docstring).
         **kwargs: ``BaseRouter`` arguments (``policy`` chooses the read-out; default argmax).
     """
 
     def __init__(self, hidden_dim: int = 256, dropout: float = 0.1, labels: str = "credit",
-                 label_threshold: float = 0.5, onboard_ridge: float = 1.0, **kwargs):
+                 label_threshold: float = 0.5, onboard_ridge: float = 1.0, onboard_basis: str = "features",
+                 **kwargs):
         if labels not in LABELS:
             raise ValueError(f"labels must be one of {LABELS}, got {labels!r}")
+        if onboard_basis not in BASES:
+            raise ValueError(f"onboard_basis must be one of {BASES}, got {onboard_basis!r}")
         super().__init__(**kwargs)
 
     def configure_models(self) -> None:
@@ -89,36 +102,57 @@ class MultiLabelRouter(BaseRouter):
 
     @torch.no_grad()
     def add_llms(self, names, new_credit, old_credit, task, new_cost, probe_x=None, probe_cols=None,
-                 steps: int = 200) -> "MultiLabelRouter":
-        """A copy that also routes to ``names``: one output unit each, a logistic regression of the
-        probe credit [n, k] on the frozen penultimate features of ``probe_x`` [n, D] (BCE plus
-        ``onboard_ridge`` x |w|^2, L-BFGS). ``old_credit``, ``task``, ``new_cost`` and
-        ``probe_cols`` are not needed here (the signature is the one ``onboarding`` calls)."""
+                 steps: int = 200, basis: str | None = None, ridge: float | None = None) -> "MultiLabelRouter":
+        """A copy that also routes to ``names``: one output unit each, fitted to the probe credit
+        [n, k] of ``probe_x`` [n, D] (BCE plus ``ridge`` x |weights|^2, L-BFGS) on ``basis``
+        (module docstring). ``basis`` and ``ridge`` default to ``onboard_basis`` and
+        ``onboard_ridge``. ``old_credit``, ``task``, ``new_cost`` and ``probe_cols`` are not needed
+        here (the signature is the one ``onboarding`` calls)."""
         if probe_x is None:
             raise ValueError("MultiLabelRouter.add_llms needs probe_x (the probe queries' embeddings)")
         if self.text_encoder is not None:
             raise ValueError("MultiLabelRouter.add_llms works on cached embeddings (text_encoder is set)")
+        basis = basis or self.hparams.onboard_basis
+        if basis not in BASES:
+            raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
+        ridge = (self.hparams.onboard_ridge if ridge is None else ridge) / len(probe_x)
         self.eval()
+        last = self.head[-1]
         feats = self.head[:-1](torch.as_tensor(probe_x, dtype=torch.float32))  # [n, H]
         y = torch.as_tensor(new_credit, dtype=torch.float32).reshape(len(feats), -1).clamp(0, 1)
-        w, b = self._fit_units(feats, y, steps)
-        last = self.head[-1]
-        return self.with_llms(list(names), {f"head.{len(self.head) - 1}.weight": torch.cat([last.weight, w]),
-                                            f"head.{len(self.head) - 1}.bias": torch.cat([last.bias, b])})
+        if basis == "features":
+            w, b = _fit_logistic(feats, y, ridge, steps)
+        else:
+            a, c = _fit_logistic(last(feats), y, ridge, steps)  # on the known LLMs' logits
+            w, b = a @ last.weight, a @ last.bias + c
+            if basis == "llms+features":
+                dw, db = _fit_logistic(feats, y, ridge, steps, offset=feats @ w.T + b)
+                w, b = w + dw, b + db
+        key = f"head.{len(self.head) - 1}"
+        return self.with_llms(list(names), {f"{key}.weight": torch.cat([last.weight, w]),
+                                            f"{key}.bias": torch.cat([last.bias, b])})
 
-    @torch.enable_grad()
-    def _fit_units(self, feats, y, steps):
-        w = torch.zeros(y.shape[1], feats.shape[1], requires_grad=True)
+
+@torch.enable_grad()
+def _fit_logistic(x: torch.Tensor, y: torch.Tensor, ridge: float, steps: int, offset: torch.Tensor | None = None):
+    """Weights [k, F] and bias [k] minimising BCE(x w^T + b + offset, y) + ridge |w|^2 (L-BFGS).
+
+    Without ``offset`` the bias starts at the logit of the mean probe credit; with one, at 0 (a
+    residual on top of ``offset``)."""
+    w = torch.zeros(y.shape[1], x.shape[1], requires_grad=True)
+    if offset is None:
         mean = y.mean(0).clamp(1e-3, 1 - 1e-3)
         b = torch.log(mean / (1 - mean)).clone().requires_grad_(True)
-        opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
-        ridge = self.hparams.onboard_ridge / len(feats)
+        offset = torch.zeros(())
+    else:
+        b = torch.zeros(y.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
 
-        def closure():
-            opt.zero_grad()
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(feats @ w.T + b, y) + ridge * (w**2).sum()
-            loss.backward()
-            return loss
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ w.T + b + offset, y) + ridge * (w**2).sum()
+        loss.backward()
+        return loss
 
-        opt.step(closure)
-        return w.detach(), b.detach()
+    opt.step(closure)
+    return w.detach(), b.detach()
