@@ -180,3 +180,15 @@ def test_dropout_option_sets_every_dropout_of_a_pretrained_model():
         HFTextEncoder(model="minilm", config=TINY, dropout=0.0)
     with pytest.raises(ConfigError, match=r"\[0, 1\)"):
         HFTextEncoder(model="minilm", dropout=1.5)
+
+
+def test_memo_eviction_is_least_recently_used_and_spares_the_batch():
+    """A batch that hits the oldest entry while adding new ones must not evict what it reads."""
+    enc = _enc(True)
+    enc(**enc.tokenize(TEXTS[:1]))
+    enc(**enc.tokenize(TEXTS[1:3]))
+    enc.memo_max_bytes = enc._memo_bytes  # full: any new row forces an eviction
+    y = enc(**enc.tokenize([TEXTS[0], TEXTS[3]]))  # TEXTS[0] is the oldest entry and is read here
+    torch.testing.assert_close(y, _enc(False)(**enc.tokenize([TEXTS[0], TEXTS[3]])), atol=1e-5, rtol=1e-5)
+    first = enc.tokenize(TEXTS[:1])["input_ids"][0]
+    assert first[first != 0].numpy().tobytes() in enc.memo  # used again, so not the one evicted

@@ -511,10 +511,15 @@ class HFTextEncoder(torch.nn.Module):
         return _pool(hidden, mask, self.pooling)
 
     def _fill_memo(self, input_ids, attention_mask, lengths, keys: list[bytes]) -> None:
-        """Run the frozen part once on the rows whose key is not memoized yet and store them."""
+        """Run the frozen part once on the rows whose key is not memoized yet and store them.
+
+        A hit moves its entry to the end, so the memo evicts the least recently used entries and
+        never one this batch reads."""
         new: dict[bytes, int] = {}
         for i, key in enumerate(keys):
-            if key not in self.memo and key not in new:
+            if key in self.memo:
+                self.memo[key] = self.memo.pop(key)
+            elif key not in new:
                 new[key] = i
         self.memo_misses += len(new)
         self.memo_hits += len(keys) - len(new)
@@ -531,9 +536,7 @@ class HFTextEncoder(torch.nn.Module):
             self._memo_bytes += n[j] * hidden.shape[-1] * 4
         self._log_memo_size()
         while self._memo_bytes > self.memo_max_bytes and len(self.memo) > len(keys):
-            old = next(iter(self.memo))  # the oldest entry first (dicts keep insertion order)
-            if old in new:
-                break
+            old = next(iter(self.memo))  # least recently used first (dicts keep insertion order)
             self._memo_bytes -= self.memo.pop(old).numel() * 4
 
     def _frozen_states(self, input_ids, attention_mask):
