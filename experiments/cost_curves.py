@@ -4,7 +4,8 @@
 
 Reads the runs of ``routerbench study experiments/cost_routerbench.yaml`` and builds one report
 (routerbench.curves): the trade-off sweep ``argmax(conf - lambda * cost / max cost)`` of each
-router trained without a cost term, the points of the routers trained at several cost rates
+router trained without a cost term (as is, and with its confidences Platt-calibrated per LLM on
+validation: routerbench.metrics.calibration), the points of the routers trained at several cost rates
 (one curve per family), the multi-label classifier's cost-aware policy as a point, every single
 LLM (the zero router's hull) and the oracle; and the cheapest_capable policy's own trade-off,
 refitted on validation at several capability targets over the multi-label model. Everything
@@ -72,10 +73,12 @@ def one_seed(study: Path, seed: int, out: Path, command: str) -> dict:
         return loaded[path]
 
     entries, base = {}, None
-    for name, run in SWEEPS.items():
-        data, cv, ct, _, _ = load(ckpt(run))
-        base = base or data
-        entries[name] = dict(sweep_entry(cv, ct, data, DEFAULT_LAMBDAS), checkpoint=str(ckpt(run)))
+    for calibrate in (False, True):
+        for name, run in SWEEPS.items():
+            data, cv, ct, _, _ = load(ckpt(run))
+            base = base or data
+            label = name + (", calibrated on val" if calibrate else "")
+            entries[label] = dict(sweep_entry(cv, ct, data, DEFAULT_LAMBDAS, calibrate), checkpoint=str(ckpt(run)))
     for name, runs in FAMILIES.items():
         val, test = [], []
         for run in runs:

@@ -157,7 +157,8 @@ def cmd_sweep(args) -> int:
 def cmd_curve(args) -> int:
     from routerbench.curves import read_prices, run_curve
 
-    report, out = run_curve(args.ckpts, args.lambdas, args.output_dir, args.combine, read_prices(args.prices))
+    report, out = run_curve(args.ckpts, args.lambdas, args.output_dir, args.combine, read_prices(args.prices),
+                            calibrate=args.calibrate)
     a = report["aiq"]
     for name in a["pooled"]:
         print(f"{name}: AIQ pooled {a['pooled'][name]:.4f}, mean over evals {a['mean_over_evals'][name]:.4f}")
@@ -234,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lambdas", type=float, nargs="+", default=None, help="trade-off weights (default: 0 and 1e-3..1e3)")
     s.add_argument("--output-dir", default=None, help="default: <first run>/curve")
     s.add_argument("--combine", default=None, metavar="NAME", help="the checkpoints are the points of one curve NAME")
+    s.add_argument("--calibrate", action="store_true",
+                   help="Platt-calibrate each router's confidences per LLM on validation before the sweep")
     s.add_argument("--prices", default=None, metavar="FILE", help="price table {llm: $ per query} (JSON/YAML) for data without costs")
     s.set_defaults(fn=cmd_curve)
     s = sub.add_parser("add-llm", help="add a new LLM to a trained router from its probe-set scores, no retraining")

@@ -3,7 +3,8 @@
 For each checkpoint: rebuild its data (same validation split as in training), compute its
 confidences on the validation and test rows, and sweep the trade-off
 ``argmax_t(conf_t - lam * cost_t / max cost)`` (``routerbench.metrics.cost.tradeoff_choice``;
-``cost_t`` = each LLM's mean cost on validation). With ``--combine NAME`` the checkpoints are
+``cost_t`` = each LLM's mean cost on validation; ``--calibrate`` first maps each LLM's confidences
+to success probabilities fitted on validation). With ``--combine NAME`` the checkpoints are
 instead the points of one curve (each routed by its own ``route()``, e.g. RouterDC trained at
 several cost rates). Writes ``curve.json``, ``curve.md`` and ``curve.png`` (``docs/cost.md``).
 
@@ -25,6 +26,7 @@ from omegaconf import OmegaConf
 
 from routerbench.data.errors import DataError
 from routerbench.metrics.baselines import oracle_choice
+from routerbench.metrics.calibration import platt_calibrate
 from routerbench.metrics.cost import (
     aiq_report, cost_quality_curve, cost_quality_point, curve_xy, relative, singles_above, zero_router_points,
 )
@@ -76,8 +78,13 @@ def points_entry(val_points: list[dict], test_points: list[dict], data: EvalData
     return {"val": val_points, "test": test_points, "operating_index": i}
 
 
-def sweep_entry(conf_val, conf_test, data: EvalData, lambdas) -> dict:
-    """The trade-off sweep of one router's confidences on validation and test."""
+def sweep_entry(conf_val, conf_test, data: EvalData, lambdas, calibrate: bool = False) -> dict:
+    """The trade-off sweep of one router's confidences on validation and test; with ``calibrate``
+    the confidences first go through per-LLM Platt maps fitted on the validation rows
+    (``routerbench.metrics.calibration``)."""
+    if calibrate:
+        apply = platt_calibrate(conf_val, data.val.credit)
+        conf_val, conf_test = apply(conf_val), apply(conf_test)
     val = cost_quality_curve(conf_val, data.val.credit, data.val.costs, data.val.task, data.llm_cost, lambdas, data.task_names)
     test = cost_quality_curve(conf_test, data.test.credit, data.test.costs, data.test.task, data.llm_cost, lambdas, data.task_names)
     return points_entry(val, test, data)
@@ -246,8 +253,12 @@ def _run_name(ckpt) -> str:
     return p.parent.parent.name if p.parent.name == "checkpoints" else p.stem
 
 
-def run_curve(ckpts, lambdas=None, output_dir=None, combine: str | None = None, prices: dict | None = None):
+def run_curve(ckpts, lambdas=None, output_dir=None, combine: str | None = None, prices: dict | None = None,
+              calibrate: bool = False):
     """Curves of checkpoints (or one combined curve) with AIQ; writes the three files.
+
+    ``calibrate`` Platt-calibrates each router's confidences on the validation rows before the
+    sweep (``sweep_entry``).
 
     Returns:
         (report dict, output directory).
@@ -267,7 +278,7 @@ def run_curve(ckpts, lambdas=None, output_dir=None, combine: str | None = None, 
             continue
         while name in entries:
             name += "'"
-        entries[name] = dict(sweep_entry(cv, ct, data, lambdas), checkpoint=str(ckpt))
+        entries[name] = dict(sweep_entry(cv, ct, data, lambdas, calibrate), checkpoint=str(ckpt))
     if combine:
         entries[combine] = dict(points_entry(*own_pts, base), checkpoints=[str(c) for c in ckpts])
     report = curve_report(entries, base)

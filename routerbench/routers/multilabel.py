@@ -38,6 +38,7 @@ from __future__ import annotations
 import torch
 
 from routerbench.losses.distribution import bce_scores
+from routerbench.metrics.calibration import fit_logistic
 from routerbench.routers.base import BaseRouter
 from routerbench.routers.heads import make_head
 
@@ -121,38 +122,14 @@ class MultiLabelRouter(BaseRouter):
         feats = self.head[:-1](torch.as_tensor(probe_x, dtype=torch.float32))  # [n, H]
         y = torch.as_tensor(new_credit, dtype=torch.float32).reshape(len(feats), -1).clamp(0, 1)
         if basis == "features":
-            w, b = _fit_logistic(feats, y, ridge, steps)
+            w, b = fit_logistic(feats, y, ridge, steps)
         else:
-            a, c = _fit_logistic(last(feats), y, ridge, steps)  # on the known LLMs' logits
+            a, c = fit_logistic(last(feats), y, ridge, steps)  # on the known LLMs' logits
             w, b = a @ last.weight, a @ last.bias + c
             if basis == "llms+features":
-                dw, db = _fit_logistic(feats, y, ridge, steps, offset=feats @ w.T + b)
+                dw, db = fit_logistic(feats, y, ridge, steps, offset=feats @ w.T + b)
                 w, b = w + dw, b + db
         key = f"head.{len(self.head) - 1}"
         return self.with_llms(list(names), {f"{key}.weight": torch.cat([last.weight, w]),
                                             f"{key}.bias": torch.cat([last.bias, b])})
 
-
-@torch.enable_grad()
-def _fit_logistic(x: torch.Tensor, y: torch.Tensor, ridge: float, steps: int, offset: torch.Tensor | None = None):
-    """Weights [k, F] and bias [k] minimising BCE(x w^T + b + offset, y) + ridge |w|^2 (L-BFGS).
-
-    Without ``offset`` the bias starts at the logit of the mean probe credit; with one, at 0 (a
-    residual on top of ``offset``)."""
-    w = torch.zeros(y.shape[1], x.shape[1], requires_grad=True)
-    if offset is None:
-        mean = y.mean(0).clamp(1e-3, 1 - 1e-3)
-        b = torch.log(mean / (1 - mean)).clone().requires_grad_(True)
-        offset = torch.zeros(())
-    else:
-        b = torch.zeros(y.shape[1], requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ w.T + b + offset, y) + ridge * (w**2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return w.detach(), b.detach()
