@@ -166,6 +166,30 @@ def test_plot_writes_png(tmp_path):
     assert len(data) > 5000 and data[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plot_gives_every_curve_its_own_look_even_past_ten(tmp_path, monkeypatch):
+    """13 curves (more than matplotlib's 10 default colours): no two share colour and marker, and
+    none takes the single LLMs' grey."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    from routerbench.reporting.plots import plot_cost_quality
+
+    seen = []
+    original = plt.Axes.plot
+
+    def spy(ax, *args, **kwargs):
+        if "label" in kwargs and len(args) == 3:  # a curve: x, y, fmt
+            seen.append((to_hex(kwargs["color"]), args[2][0], kwargs["label"]))
+        return original(ax, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Axes, "plot", spy)
+    curves = {f"r{i}": [[1e-4, 0.5 + i / 100], [3e-4, 0.6 + i / 100]] for i in range(13)}
+    plot_cost_quality(curves, {"a": (1e-4, 0.5)}, None, tmp_path / "p.png", "t")
+    left = [(c, m) for c, m, name in seen][:13]  # the first panel
+    assert len(set(left)) == 13
+    assert not {c for c, _ in left} & {"#7f7f7f", "#c7c7c7"}
+
+
 # ---- the curve command end to end ------------------------------------------------------
 
 

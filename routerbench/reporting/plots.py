@@ -66,7 +66,11 @@ def _draw(ax, curves, hulls, single_points, oracle_point, marked, zero_hull, plt
     """One panel: single LLMs, the zero-router hull, each curve with its hull, the oracle."""
     from matplotlib.colors import to_hex
 
-    colours = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"] if to_hex(c) != "#7f7f7f"] + ["#000000"]
+    greys = {"#7f7f7f", "#c7c7c7"}  # the single LLMs' grey is never a curve's
+    colours = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"] if to_hex(c) not in greys] + ["#000000"]
+    if len(curves) > len(colours):  # more curves than colours: 18 distinct ones, then markers vary too
+        colours = [c for c in plt.get_cmap("tab20").colors if to_hex(c) not in greys] + [(0.0, 0.0, 0.0)]
+    markers = "osD^v"
     if single_points:
         pts = np.array(list(single_points.values()), dtype=np.float64)
         ax.scatter(pts[:, 0], 100 * pts[:, 1], color="0.45", s=22, zorder=3, label="single LLMs")
@@ -78,9 +82,10 @@ def _draw(ax, curves, hulls, single_points, oracle_point, marked, zero_hull, plt
             ax.plot(h[:, 0], 100 * h[:, 1], ":", color="0.45", lw=1.2, label="zero router (hull)")
     for i, (name, pts) in enumerate(curves.items()):
         colour = colours[i % len(colours)]
+        marker = markers[(i // len(colours)) % len(markers)]
         p = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
         order = np.argsort(p[:, 0], kind="stable")
-        ax.plot(p[order, 0], 100 * p[order, 1], "o-", color=colour, ms=3.5, lw=1.2, label=name)
+        ax.plot(p[order, 0], 100 * p[order, 1], marker + "-", color=colour, ms=3.5, lw=1.2, label=name)
         h = hulls[name]
         ax.plot(h[:, 0], 100 * h[:, 1], "--", color=colour, lw=1.0, alpha=0.8)
         if marked and name in marked:
