@@ -102,6 +102,28 @@ def test_added_llm_changes_routing_only_where_it_wins():
     assert r.hparams.num_llms == 2 and r.llm_embeddings.shape[0] == 2
 
 
+
+def test_add_llms_calibration_argument_overrides_the_hyperparameter():
+    rng = np.random.default_rng(0)
+    r = _hand_router()
+    xp, tp = _queries(30, rng)
+    specialist = (tp == "A").astype(float)[:, None]
+    old = np.tile([0.6, 0.5], (len(tp), 1))
+    assert r.hparams.onboard_calibration == "compete"
+    torch.manual_seed(0)
+    by_arg = r.add_llms(["spec"], specialist, old, tp, [0.0], probe_x=xp, calibration="projection")
+    r.hparams.onboard_calibration = "projection"
+    torch.manual_seed(0)
+    by_hparam = r.add_llms(["spec"], specialist, old, tp, [0.0], probe_x=xp)
+    r.hparams.onboard_calibration = "compete"
+    torch.manual_seed(0)
+    compete = r.add_llms(["spec"], specialist, old, tp, [0.0], probe_x=xp)
+    assert torch.equal(by_arg.llm_embeddings, by_hparam.llm_embeddings)
+    assert not torch.equal(by_arg.llm_embeddings[2], compete.llm_embeddings[2])
+    with pytest.raises(ValueError, match="calibration must be"):
+        r.add_llms(["spec"], specialist, old, tp, [0.0], probe_x=xp, calibration="nope")
+
+
 # ---- add-llm end to end on synthetic data ------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

@@ -223,7 +223,7 @@ class TwoStageRouter(BaseRouter):
     # ---- adding LLMs without retraining -------------------------------------------------------
     @torch.no_grad()
     def add_llms(self, names: list[str], new_credit, old_credit, task, new_cost, probe_x=None, probe_cols=None,
-                 refine_steps: int = 300) -> "TwoStageRouter":
+                 refine_steps: int = 300, calibration: str | None = None) -> "TwoStageRouter":
         """A copy of this router that also routes to ``names``, from their probe-set credit.
 
         Args:
@@ -235,11 +235,15 @@ class TwoStageRouter(BaseRouter):
             probe_x: the probe queries' cached embeddings [n, D] (``projection: query``).
             probe_cols: the probe queries' columns in the training probe set [n] (``projection: free``).
             refine_steps: gradient steps refining a ``query`` embedding after the closed form.
+            calibration: ``compete`` or ``projection`` for this call (default: ``onboard_calibration``).
 
         Returns:
             A new ``TwoStageRouter`` with T + k LLMs (the new ones last); this one is unchanged.
         """
         h = self.hparams
+        calibration = calibration or h.onboard_calibration
+        if calibration not in ("compete", "projection"):
+            raise ValueError(f"calibration must be 'compete' or 'projection', got {calibration!r}")
         new_credit = np.asarray(new_credit, dtype=np.float64).reshape(len(task), -1)
         old_credit = np.asarray(old_credit, dtype=np.float64)
         new_cost = np.asarray(new_cost, dtype=np.float64).reshape(-1)
@@ -269,7 +273,7 @@ class TwoStageRouter(BaseRouter):
             scale, bias = float(self.proj_scale), float(self.proj_bias)
             emb = self._ridge(scale * zq.T, torch.as_tensor(new_credit) - bias)
             target = torch.as_tensor(new_credit, dtype=torch.float32)
-            if h.onboard_calibration == "compete":
+            if calibration == "compete":
                 sims = (zq.float() @ F.normalize(self.llm_embeddings, dim=-1).T).numpy()
                 util = llm_utility(torch.as_tensor(np.concatenate([old_credit, new_credit], 1)),
                                    torch.cat([self.llm_cost.double(), torch.as_tensor(new_cost)]), h.cost_rate).numpy()
