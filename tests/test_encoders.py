@@ -13,7 +13,8 @@ import yaml
 from routerbench.config import ConfigError
 from routerbench.encoders import build_encoder, encoder_from_state
 from routerbench.encoders.concat import ConcatEncoder
-from routerbench.encoders.hf import HFEncoder, HFTextEncoder, weights_fingerprint
+from routerbench.encoders.hf import HFEncoder, weights_fingerprint
+from routerbench.encoders.text_encoder import HFTextEncoder
 from routerbench.encoders.tfidf import TfidfEncoder
 from routerbench.paths import config_root
 

@@ -7,7 +7,7 @@ import torch
 
 from conftest import FAST
 from routerbench.config import ConfigError, compose
-from routerbench.encoders.hf import MEMO_MODEL_TYPES, HFTextEncoder
+from routerbench.encoders.text_encoder import MEMO_MODEL_TYPES, HFTextEncoder
 
 TEXTS = [
     "What is 2 + 2?",

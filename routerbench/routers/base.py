@@ -40,7 +40,7 @@ class BaseRouter(LightningModule):
         task_groups: task -> ``"id"``/``"ood"`` (filled from the data).
         lr: learning rate of the router's own parameters.
         weight_decay: AdamW weight decay.
-        text_encoder: optional ``routerbench.encoders.hf.HFTextEncoder`` arguments; when given,
+        text_encoder: optional ``routerbench.encoders.text_encoder.HFTextEncoder`` arguments; when given,
             batches carry tokens and the encoder is trained (whole or its top layers).
         encoder_lr: learning rate of the text encoder (default: ``lr``).
         policy: routing policy ``{"name": ..., **params}`` (``routerbench.policies``); None =
@@ -65,7 +65,7 @@ class BaseRouter(LightningModule):
         self.meta: dict = {}
         self.text_encoder = None
         if text_encoder:
-            from routerbench.encoders.hf import HFTextEncoder
+            from routerbench.encoders.text_encoder import HFTextEncoder
 
             self.text_encoder = HFTextEncoder(**text_encoder)
             self.hparams.embed_dim = self.text_encoder.dim
