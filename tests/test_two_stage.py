@@ -295,8 +295,10 @@ def test_multilabel_onboard_basis_llms_is_a_mix_of_known_units():
         MultiLabelRouter(num_llms=2, embed_dim=4, onboard_basis="nope")
 
 
-def test_add_llm_cli_option_is_passed_and_checked(tmp_path, fast_overrides):
-    """``--option basis=llms`` reaches the router's add_llms; a malformed option exits with a message."""
+def test_add_llm_cli_option_is_passed_and_checked(tmp_path, fast_overrides, capsys):
+    """``--option basis=llms`` reaches the router's add_llms; a malformed or wrong option is a
+    clear error, not a traceback."""
+    from routerbench.cli import main
     from routerbench.pipeline import build_table
     from routerbench.train import fit
 
@@ -305,14 +307,12 @@ def test_add_llm_cli_option_is_passed_and_checked(tmp_path, fast_overrides):
     table = build_table(compose(over)["data"] | {"exclude_llms": []})
     probe = _write_probe(tmp_path / "probe.csv", table, np.flatnonzero(table.roles == "train")[:60], table.llms)
     ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
-    cmd = [sys.executable, "-m", "routerbench.cli", "add-llm", str(ckpt), str(probe), "--rule", "multi_attempt"]
-    bad = subprocess.run(cmd + ["--option", "basis"], capture_output=True, text=True, cwd=tmp_path)
-    assert bad.returncode != 0 and "expected KEY=VALUE" in bad.stderr
-    wrong = subprocess.run(cmd + ["--option", "basis=nope"], capture_output=True, text=True, cwd=tmp_path)
-    assert wrong.returncode != 0 and "basis must be one of" in wrong.stderr and "Traceback" not in wrong.stderr
-    ok = subprocess.run(cmd + ["--option", "basis=llms", "-o", str(tmp_path / "a.ckpt")], capture_output=True,
-                        text=True, cwd=tmp_path)
-    assert ok.returncode == 0, ok.stderr
+    cmd = ["add-llm", str(ckpt), str(probe), "--rule", "multi_attempt"]
+    with pytest.raises(SystemExit, match="expected KEY=VALUE"):
+        main(cmd + ["--option", "basis"])
+    assert main(cmd + ["--option", "basis=nope"]) == 2
+    assert "basis must be one of" in capsys.readouterr().err
+    assert main(cmd + ["--option", "basis=llms", "-o", str(tmp_path / "a.ckpt")]) == 0
     w = torch.load(tmp_path / "a.ckpt", weights_only=False)["state_dict"]["head.3.weight"]
     old = torch.load(ckpt, weights_only=False)["state_dict"]["head.3.weight"]
     a = torch.linalg.lstsq(old.T, w[-1]).solution  # basis=llms: the new row is a mix of the old rows
