@@ -34,7 +34,7 @@ import numpy as np
 
 from routerbench.api import load_router
 from routerbench.config import compose
-from routerbench.onboarding import add_llm
+from routerbench.onboarding import add_llm, parse_options
 from routerbench.pipeline import prepare
 from routerbench.reporting.run import evaluate_rows, machine_name
 from routerbench.train import fit
@@ -67,20 +67,15 @@ def _routed(run: Path, table, x, rows) -> dict:
 
 def parse_variants(specs) -> dict[str, dict]:
     """``["mix:basis=llms,ridge=10", ...]`` -> ``{"mix": {"basis": "llms", "ridge": 10}}``."""
-    import yaml
-
     if not specs:
         return {"default": {}}
     out = {}
     for spec in specs:
         name, _, rest = spec.partition(":")
-        options = {}
-        for item in filter(None, rest.split(",")):
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise SystemExit(f"--variant {spec!r}: expected NAME:key=value,...")
-            options[key] = yaml.safe_load(value)
-        out[name] = options
+        try:
+            out[name] = parse_options(filter(None, rest.split(",")))
+        except ValueError as e:
+            raise SystemExit(f"--variant {spec!r}: expected NAME:key=value,... ({e})") from None
     return out
 
 

@@ -167,16 +167,12 @@ def cmd_curve(args) -> int:
 
 
 def cmd_add_llm(args) -> int:
-    from routerbench.onboarding import add_llm
+    from routerbench.onboarding import add_llm, parse_options
 
-    import yaml
-
-    options = {}
-    for item in args.option or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--option {item!r}: expected KEY=VALUE, e.g. --option basis=llms")
-        options[key] = yaml.safe_load(value)
+    try:
+        options = parse_options(args.option or [])
+    except ValueError as e:
+        raise SystemExit(f"--option {e}") from None
     out = add_llm(args.ckpt, args.probe, llms=args.llm or None, output=args.output, cost=args.cost,
                   probe_size=args.probe_size, task=args.task, rule=args.rule, nan_policy=args.nan_policy,
                   options=options)

@@ -31,6 +31,24 @@ def read_probe(path, task=None, rule=None, nan_policy="error") -> ScoreTable:
     return read_file(path, task=task, role="train", rule=rule, nan_policy=nan_policy)
 
 
+def parse_options(items) -> dict:
+    """``["basis=llms", "ridge=10"]`` -> ``{"basis": "llms", "ridge": 10}`` (values read as YAML
+    scalars): the ``add_llms`` options of ``add-llm --option`` and ``onboarding.py --variant``.
+
+    Raises:
+        ValueError: an item that is not ``KEY=VALUE``.
+    """
+    import yaml
+
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{item!r}: expected KEY=VALUE, e.g. basis=llms")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
 def check_llm_set(probe: ScoreTable, routed: list[str], llms: list[str] | None, where: str) -> list[str]:
     """The new LLM names, after checking the probe's LLM columns are the routed ones plus them."""
     missing = [m for m in routed if m not in probe.llms]

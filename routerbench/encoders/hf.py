@@ -34,7 +34,6 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".c
 ENCODE_VERSION = 1
 
 
-
 def resolve_model(model: str) -> str:
     """A local folder for ``model`` when there is one, else the hub name unchanged.
 

@@ -84,9 +84,12 @@ class HFTextEncoder(torch.nn.Module):
         _check_choice("truncation_side", truncation_side, SIDES)
         self.pooling, self.max_length = pooling, int(max_length)
         self.tokenizer = load_tokenizer(model, self.max_length, truncation_side)
-        if config and dropout is not None:
-            raise ConfigError("text_encoder dropout applies to pretrained weights; with config= set the "
-                              "model's own *dropout* fields instead")
+        if dropout is not None:
+            if config:
+                raise ConfigError("text_encoder dropout applies to pretrained weights; with config= set the "
+                                  "model's own *dropout* fields instead")
+            if not 0.0 <= float(dropout) < 1.0:  # checked before loading: the load's errors read "unreachable"
+                raise ConfigError(f"text_encoder dropout must be in [0, 1), got {dropout}")
         resolved = available_model(model)
         try:
             if config:
@@ -121,7 +124,7 @@ class HFTextEncoder(torch.nn.Module):
         self.memo_max_bytes = float(memo_max_mb) * 2**20
         self.memo: dict[bytes, torch.Tensor] = {}  # plain attribute: not in the state dict
         self.memo_hits = self.memo_misses = 0
-        self._memo_bytes, self._memo_log_mb = 0, 64.0
+        self.clear_memo()  # sets the byte count and the next size to log
         self._bottom: list = []
         self._top: list = []
         if self.memo_frozen:
@@ -226,8 +229,6 @@ class HFTextEncoder(torch.nn.Module):
 
 def _set_dropout(cfg, p: float) -> None:
     """Set every dropout probability of a transformers config (``*dropout*`` float fields)."""
-    if not 0.0 <= p < 1.0:
-        raise ConfigError(f"text_encoder dropout must be in [0, 1), got {p}")
     for key, value in list(cfg.to_dict().items()):
         if "dropout" in key and isinstance(value, float):
             setattr(cfg, key, p)

@@ -53,6 +53,7 @@ from routerbench.routers.base import BaseRouter
 from routerbench.routers.heads import make_head
 
 log = logging.getLogger("routerbench")
+CALIBRATIONS = ("compete", "projection")  # what a new LLM's cosines are fitted to (add_llms)
 
 
 def text_key(text: str) -> str:
@@ -113,8 +114,8 @@ class TwoStageRouter(BaseRouter):
                  dropout: float = 0.0, llm_init_std: float = 0.78, seed: int = 0, **kwargs) -> None:
         if projection not in ("free", "query"):
             raise ValueError(f"projection must be 'free' or 'query', got {projection!r}")
-        if onboard_calibration not in ("compete", "projection"):
-            raise ValueError(f"onboard_calibration must be 'compete' or 'projection', got {onboard_calibration!r}")
+        if onboard_calibration not in CALIBRATIONS:
+            raise ValueError(f"onboard_calibration must be one of {CALIBRATIONS}, got {onboard_calibration!r}")
         if not 1 <= top_groups <= num_groups:
             raise ValueError(f"top_groups must be in 1..num_groups={num_groups}, got {top_groups}")
         super().__init__(**kwargs)
@@ -242,8 +243,8 @@ class TwoStageRouter(BaseRouter):
         """
         h = self.hparams
         calibration = calibration or h.onboard_calibration
-        if calibration not in ("compete", "projection"):
-            raise ValueError(f"calibration must be 'compete' or 'projection', got {calibration!r}")
+        if calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
         new_credit = np.asarray(new_credit, dtype=np.float64).reshape(len(task), -1)
         old_credit = np.asarray(old_credit, dtype=np.float64)
         new_cost = np.asarray(new_cost, dtype=np.float64).reshape(-1)
