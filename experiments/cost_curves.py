@@ -27,6 +27,7 @@ SWEEPS = {  # name -> run folder (a router trained without a cost term, swept at
     "Two-stage, lambda sweep": "Two-stage_cost_rate_0",
     "RouterDC, lambda sweep": "RouterDC_cost_rate_0",
     "Multi-label, lambda sweep": "Multi-label_argmax",
+    "Multi-label (MiniLM + TF-IDF), lambda sweep": "Multi-label_argmax_MiniLM_TF-IDF",
     "kNN, lambda sweep": "kNN_k_10",
 }
 FAMILIES = {  # name -> run folders whose own routing gives one point each
@@ -104,12 +105,15 @@ def summary(reports: dict[int, dict], command: str) -> str:
              f"Command: `{command}`. Machine: {machine_name()}. Test rows: {first['n_test']}. AIQ as RouterBench "
              "computes it (docs/cost.md), mean ± std over the seeds " + ", ".join(map(str, reports)) + "; the zero "
              "router is the hull of the single LLMs (its AIQ varies with the shared c_max).", "",
-             "| curve | mean over evals | pooled | seeds with a single LLM above the curve |", "|---|---|---|---|"]
+             "| curve | mean over evals | pooled | seeds with a single LLM above the curve | validation: mean over evals "
+             "| validation: pooled |", "|---|---|---|---|---|---|"]
     for n in names:
-        mean = [r["aiq"]["mean_over_evals"][n] for r in reports.values()]
-        pooled = [r["aiq"]["pooled"][n] for r in reports.values()]
+        test, val = ([r[k]["mean_over_evals"][n] for r in reports.values()] for k in ("aiq", "aiq_val"))
+        pooled, val_pooled = ([r[k]["pooled"][n] for r in reports.values()] for k in ("aiq", "aiq_val"))
         above = "-" if n == "zero router" else f"{sum(bool(r['routers'][n]['singles_above']) for r in reports.values())} of {len(reports)}"
-        lines.append(f"| {n} | {ms(mean)} | {ms(pooled)} | {above} |")
+        lines.append(f"| {n} | {ms(test)} | {ms(pooled)} | {above} | {ms(val)} | {ms(val_pooled)} |")
+    lines += ["", "Choose between curves on the validation columns (221 rows per seed, with the zero router of the "
+              "validation rows); the test columns are reported only."]
     lines += ["", "Operating points (the lowest validation cost with >= 95% of the reference's validation quality; "
               f"reference {first['reference']['llm']}, test {100 * first['reference']['test']['quality']:.2f}% at "
               f"{first['reference']['test']['cost']:.3e} $/query), on test:", "",

@@ -159,9 +159,10 @@ def cmd_curve(args) -> int:
 
     report, out = run_curve(args.ckpts, args.lambdas, args.output_dir, args.combine, read_prices(args.prices),
                             calibrate=args.calibrate)
-    a = report["aiq"]
+    a, v = report["aiq"], report["aiq_val"]
     for name in a["pooled"]:
-        print(f"{name}: AIQ pooled {a['pooled'][name]:.4f}, mean over evals {a['mean_over_evals'][name]:.4f}")
+        print(f"{name}: AIQ pooled {a['pooled'][name]:.4f}, mean over evals {a['mean_over_evals'][name]:.4f} "
+              f"(validation: {v['pooled'][name]:.4f}, {v['mean_over_evals'][name]:.4f})")
     print(f"wrote {out}/curve.json, curve.md and curve.png")
     return 0
 

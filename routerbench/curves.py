@@ -108,6 +108,9 @@ def curve_report(entries: dict[str, dict], data: EvalData) -> dict:
     for e in entries.values():  # pooled test points: which single LLMs lie above this curve
         e["singles_above"] = [data.llms[i] for i in singles_above(curve_xy(e["test"]), single_xy)]
     curves["zero router"] = singles
+    v = data.val  # the same comparison on validation, the one to choose between curves on
+    val_curves = {name: e["val"] for name, e in entries.items()}
+    val_curves["zero router"] = zero_router_points(v.credit, v.costs, v.task, data.task_names)
     return {
         "llms": list(data.llms),
         "reference": {"llm": data.llms[data.best_single], "val_quality": val_single[data.best_single],
@@ -117,6 +120,7 @@ def curve_report(entries: dict[str, dict], data: EvalData) -> dict:
         "zero_router": singles,
         "oracle": data.point(t, oracle_choice(t.credit, t.costs).numpy()),
         "aiq": aiq_report(curves),
+        "aiq_val": aiq_report(val_curves),
         "n_test": int(len(t.task)), "n_val": int(len(data.val.task)),
     }
 
@@ -170,6 +174,12 @@ def curve_markdown(report: dict, title: str) -> str:
         cells = [_f(a["per_eval"][t][name], "{:.4f}") for t in evals]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {_f(a['mean_over_evals'][name], '{:.4f}')} | {a['pooled'][name]:.4f} |")
     lines += ["", "c_max ($/query): " + ", ".join(f"{k} {v:.3e}" for k, v in a["c_max"].items()), ""]
+    v = report.get("aiq_val")
+    if v:
+        lines += ["## AIQ on validation (choose between curves on this, never on the test table)", "",
+                  "| curve | mean over evals | pooled |", "|---|---|---|"]
+        lines += [f"| {name} | {_f(v['mean_over_evals'][name], '{:.4f}')} | {v['pooled'][name]:.4f} |" for name in v["pooled"]]
+        lines.append("")
     return "\n".join(lines)
 
 

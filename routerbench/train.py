@@ -188,9 +188,16 @@ def fit(cfg) -> dict | None:
     dm = make_datamodule(cfg, prep, router)
     ckpt_cb = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=str(run_dir / "checkpoints"), filename="best", monitor="val/score", mode="max",
-        save_last=True, auto_insert_metric_name=False, enable_version_counter=False,  # a rerun replaces best.ckpt
+        auto_insert_metric_name=False, enable_version_counter=False,  # a rerun replaces best.ckpt
     )
-    callbacks = [ckpt_cb, RNGState()]
+    # last.ckpt = the state at the latest validation, for resume=last. Lightning's own save_last
+    # (2.6) writes it only when best.ckpt is written, so a run whose score stopped improving
+    # would resume from its best step and redo everything after it.
+    last_cb = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=str(run_dir / "checkpoints"), filename="last", monitor=None, save_top_k=1,
+        auto_insert_metric_name=False, enable_version_counter=False,
+    )
+    callbacks = [ckpt_cb, last_cb, RNGState()]
     if cfg.trainer.patience:
         callbacks.append(L.pytorch.callbacks.EarlyStopping("val/score", mode="max", patience=int(cfg.trainer.patience)))
     trainer = make_trainer(cfg, run_dir, callbacks, make_logger(cfg, run_dir))
@@ -200,9 +207,12 @@ def fit(cfg) -> dict | None:
     t0 = time.time()
     trainer.fit(router, datamodule=dm, ckpt_path=resume)
     train_seconds = time.time() - t0
+    best = ckpt_cb.best_model_path or last_cb.best_model_path
+    if not best:  # no validation ran (max_steps below val_every_n_steps): keep the final state
+        best = str(run_dir / "checkpoints" / "last.ckpt")
+        trainer.save_checkpoint(best)
     if not trainer.is_global_zero:
         return None
-    best = ckpt_cb.best_model_path or ckpt_cb.last_model_path
     router = type(router).load_from_checkpoint(best, map_location="cpu", weights_only=False)
     policy = fit_policy(router, dm, best)
     extra = {

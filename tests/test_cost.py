@@ -220,9 +220,17 @@ def test_curve_command_end_to_end(run, tmp_path, capsys):
     assert [p["lambda"] for p in entry["test"]] == [0, 0.05, 0.3, 3]
     assert all(a["cost"] >= b["cost"] for a, b in zip(entry["test"], entry["test"][1:]))
     assert set(rep["aiq"]["pooled"]) == {name, "zero router"} and rep["machine"]
+    # the same comparison on validation (to choose between curves): recomputed from the val points
+    from routerbench.curves import checkpoint_data
+    from routerbench.metrics.cost import curve_xy
+
+    v = checkpoint_data(ckpt)[0].val
+    want = aiq({name: curve_xy(entry["val"]), "zero router": curve_xy(zero_router_points(v.credit, v.costs, v.task))})
+    assert rep["aiq_val"]["pooled"] == pytest.approx(want)
+    assert rep["aiq_val"]["pooled"] != rep["aiq"]["pooled"]
     assert len(rep["zero_router"]) == len(rep["llms"]) and rep["oracle"]["quality"] > 0
     md = (out / "curve.md").read_text()
-    assert "AIQ" in md and "% of ref" in md and "zero router" in md
+    assert "AIQ" in md and "% of ref" in md and "zero router" in md and "AIQ on validation" in md
     assert (out / "curve.png").stat().st_size > 5000
     assert "AIQ pooled" in capsys.readouterr().out
     # two checkpoints as the points of one curve

@@ -61,6 +61,27 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch, rout
     assert resumed["tasks"] == full["tasks"] and resumed["routed"] == full["routed"]
 
 
+def test_last_checkpoint_is_the_latest_state_even_when_best_is_older(tmp_path, monkeypatch):
+    from routerbench.routers.base import BaseRouter
+
+    log_metric = BaseRouter._log_metric
+
+    def falling(self, metric, stage):  # every validation scores lower than the one before
+        if stage != "val":
+            return log_metric(self, metric, stage)
+        metric.reset()
+        self.log("val/score", -float(self.global_step))
+
+    monkeypatch.setattr(BaseRouter, "_log_metric", falling)
+    out = tmp_path / "run"
+    m = train.fit(compose(FAST + [f"output_dir={out}", f"cache_dir={tmp_path / 'cache'}"]))
+    step = lambda name: torch.load(out / "checkpoints" / name, map_location="cpu", weights_only=False)["global_step"]  # noqa: E731
+    first = -m["best_val_score"]  # the first validation's step
+    assert m["global_step"] == 200 and 0 < first < 200
+    assert step("best.ckpt") == first and step("last.ckpt") == 200
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
 def test_loader_state_continues_the_stream_across_epochs():
     def loader():
         return ResumableLoader(_Rows(None, np.arange(10)), EpochBatchSampler(10, 4, seed=3),
