@@ -32,7 +32,7 @@ SECTIONS = [
     ("ablation_nclusters", "RouterDC ablation: N (k-means query clusters), 3 seeds"),
     ("ablation_h", "RouterDC ablation: H (out-group negatives), 3 seeds"),
     ("routerdc_tune3", "RouterDC tuning round 3 (issue 4: longer training, all rows, deeper head; 3 seeds)"),
-    ("routerdc_partial_ft", "RouterDC with MiniLM's top layer fine-tuned (issue 4: partial fine-tuning; 3 seeds)"),
+    ("routerdc_partial_ft", "RouterDC with MiniLM's top 1 or 2 layers fine-tuned (issue 4: partial fine-tuning; 3 seeds)"),
     ("two_stage_tune", "Two-stage router tuning on RouterBench, round 1 (seed 0; validation only)"),
     ("two_stage_tune2", "Two-stage router tuning on RouterBench, round 2 (seed 0; validation only)"),
     ("cost_routerbench", "Cost-aware routing on the RouterBench subset (issue 6), 3 seeds"),

@@ -20,15 +20,16 @@ def _files_table(files, task, role, rule, nan_policy, rules: dict) -> ScoreTable
 
     specs = []
     for f in files:
-        t = task or None
         spec = {"path": str(Path(f).resolve()), "role": role}
-        probe = read_file(f, task=t, role=role, rule=rule or "multi_attempt", nan_policy=nan_policy)
-        tasks = probe.task_names
-        if len(tasks) == 1:
-            spec["task"] = tasks[0]
-            spec["rule"] = rule or rules.get(tasks[0]) or probe.rules[tasks[0]]
-        elif rule:
-            spec["rule"] = rule
+        if task:
+            spec["task"] = task
+        if rule or rules.get(task):
+            spec["rule"] = rule or rules[task]
+        else:  # the rule depends on the file's task: read it once to learn that (then again below)
+            probe = read_file(f, task=task or None, role=role, rule="multi_attempt", nan_policy=nan_policy)
+            if len(probe.task_names) == 1:
+                spec["task"] = t = probe.task_names[0]
+                spec["rule"] = rules.get(t) or probe.rules[t]
         specs.append(spec)
     return load_dataset(specs, root=None, nan_policy=nan_policy)
 

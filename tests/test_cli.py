@@ -47,6 +47,44 @@ def test_test_command_on_named_files(run, tmp_path, capsys):
     assert m["n"] == 40 and m["tasks"]
 
 
+def test_test_command_reads_each_file_once_when_task_or_rule_is_known(run, tmp_path, monkeypatch):
+    import routerbench.data.formats as formats
+    import routerbench.data.loading as loading
+    from conftest import FAST
+    from routerbench.config import compose
+    from routerbench.pipeline import build_table
+
+    table = build_table(compose(FAST).data)
+    task = table.task_names[0]
+    rows = [i for i, r in enumerate(table.roles) if r == "test_id" and table.tasks[i] == task][:20]
+    path = tmp_path / "one_task.jsonl"
+    with open(path, "w") as f:
+        for i in rows:
+            f.write(json.dumps({"question": table.texts[i], "scores": dict(zip(table.llms, map(float, table.scores[i])))}) + "\n")
+    reads = []
+
+    def counting(read):
+        def wrapped(p, **kw):
+            reads.append(kw.get("rule"))
+            return read(p, **kw)
+        return wrapped
+
+    monkeypatch.setattr(formats, "read_file", counting(formats.read_file))
+    monkeypatch.setattr(loading, "read_file", counting(loading.read_file))
+    ckpt = str(run / "run" / "checkpoints" / "best.ckpt")
+    args = ["test", ckpt, str(path), "--output-dir", str(tmp_path / "e")]
+    assert main([*args, "--task", task]) == 0  # the checkpoint knows this task's rule: one read
+    assert len(reads) == 1
+    first = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    reads.clear()
+    assert main(args) == 0  # task from the file: a first read to learn it, then the real one
+    assert len(reads) == 2
+    second = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert first["n"] == second["n"] == len(rows)
+    assert list(first["tasks"]) == [task] and list(second["tasks"]) == ["one_task"]  # the file stem
+    assert list(first["tasks"].values()) == list(second["tasks"].values())
+
+
 def test_route_text_and_jsonl(run, tmp_path):
     ckpt = str(run / "run" / "checkpoints" / "best.ckpt")
     (tmp_path / "q.txt").write_text("solve the equation for x\n\nwhich dynasty ruled china\n")
