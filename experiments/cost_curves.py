@@ -108,10 +108,10 @@ def summary(reports: dict[int, dict], command: str) -> str:
              "| curve | mean over evals | pooled | seeds with a single LLM above the curve | validation: mean over evals "
              "| validation: pooled |", "|---|---|---|---|---|---|"]
     for n in names:
-        test, val = ([r[k]["mean_over_evals"][n] for r in reports.values()] for k in ("aiq", "aiq_val"))
-        pooled, val_pooled = ([r[k]["pooled"][n] for r in reports.values()] for k in ("aiq", "aiq_val"))
+        col = lambda report, kind: ms([r[report][kind][n] for r in reports.values()])  # noqa: E731
         above = "-" if n == "zero router" else f"{sum(bool(r['routers'][n]['singles_above']) for r in reports.values())} of {len(reports)}"
-        lines.append(f"| {n} | {ms(test)} | {ms(pooled)} | {above} | {ms(val)} | {ms(val_pooled)} |")
+        lines.append(f"| {n} | {col('aiq', 'mean_over_evals')} | {col('aiq', 'pooled')} | {above} | "
+                     f"{col('aiq_val', 'mean_over_evals')} | {col('aiq_val', 'pooled')} |")
     lines += ["", "Choose between curves on the validation columns (221 rows per seed, with the zero router of the "
               "validation rows); the test columns are reported only."]
     lines += ["", "Operating points (the lowest validation cost with >= 95% of the reference's validation quality; "

@@ -102,7 +102,6 @@ def test_added_llm_changes_routing_only_where_it_wins():
     assert r.hparams.num_llms == 2 and r.llm_embeddings.shape[0] == 2
 
 
-
 def test_add_llms_calibration_argument_overrides_the_hyperparameter():
     rng = np.random.default_rng(0)
     r = _hand_router()
