@@ -1,6 +1,6 @@
 """Benchmark: RouterDC paper setting's 1000 steps on cached embeddings, and one fine-tuning step.
 
-    python experiments/bench_routerdc.py [--out docs/bench_routerdc.md]
+    python experiments/bench_routerdc.py [--out docs/bench_routerdc.md] [--measure frozen finetune memo buckets]
 
 (a) wall time of `trainer.fit` for the official 1000 steps (batch 64, 1000 samples per task,
 K+ = K- = H = 3, lambda = 1) on cached MiniLM embeddings of ../shared/data/routerdc (the cache
@@ -9,6 +9,9 @@ is built first if missing and is not timed); target < 60 s on 2 cores.
 RouterDC on a batch of 64 real training questions (max length 256), after one warm-up step.
 (c) the same with only the top transformer layer trained and the frozen bottom memoized
 (``memo_frozen``), on a warm memo: the same batch again after a first step filled the memo.
+(d) memoized steps training the top 2 and top 3 layers (mean pooling, dropout 0, as
+experiments/routerdc_partial_ft.yaml), each batch as it comes and as 8 length-sorted parts
+(``length_buckets``), on 3 real batches after a first pass filled the memo.
 """
 
 import argparse
@@ -73,21 +76,44 @@ def bench_memo(steps: int = 3) -> float:
     return sum(times) / steps
 
 
+def bench_buckets(layers: int, buckets: int, steps: int = 3) -> float:
+    """Mean seconds per memoized step training the top ``layers`` layers, batches in ``buckets`` parts."""
+    router, opt, it = _finetune_setup({"trainable_layers": layers, "memo_frozen": True, "pooling": "mean",
+                                       "dropout": 0.0, "length_buckets": buckets})
+    router.train()
+    batches = [next(it) for _ in range(steps)]
+    for batch in batches:
+        _step(router, opt, batch)  # fills the memo (cold)
+    return sum(_step(router, opt, b) for b in batches) / steps
+
+
+MEASURES = ("frozen", "finetune", "memo", "buckets")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=None)
     ap.add_argument("--tmp", default="/tmp/bench_routerdc")
     ap.add_argument("--steps", type=int, default=3, help="timed fine-tuning steps per measurement")
+    ap.add_argument("--measure", nargs="+", choices=MEASURES, default=list(MEASURES),
+                    help="which measurements to run (default: all)")
     args = ap.parse_args()
-    frozen = bench_frozen(args.tmp)
-    step = bench_finetune(args.steps)
-    memo = bench_memo(args.steps)
+    rows = []
+    if "frozen" in args.measure:
+        rows.append("| RouterDC paper setting, 1000 steps on cached MiniLM embeddings (fit incl. 10 validations) "
+                    f"| {bench_frozen(args.tmp):.1f} s |")
+    if "finetune" in args.measure:
+        rows.append("| one fine-tuning step of MiniLM inside RouterDC (batch 64, max length 256) "
+                    f"| {bench_finetune(args.steps):.2f} s |")
+    if "memo" in args.measure:
+        rows.append("| one fine-tuning step, top layer only, frozen bottom memoized (batch 64, max length 256) "
+                    f"| {bench_memo(args.steps):.2f} s |")
+    if "buckets" in args.measure:
+        rows += [f"| one memoized step, top {k} layers (mean pooling, dropout 0), "
+                 f"{'batch as it comes' if b == 1 else f'{b} length-sorted parts'} | {bench_buckets(k, b, args.steps):.2f} s |"
+                 for k in (2, 3) for b in (1, 8)]
     text = "\n".join([
-        "| measurement | time |", "|---|---|",
-        f"| RouterDC paper setting, 1000 steps on cached MiniLM embeddings (fit incl. 10 validations) | {frozen:.1f} s |",
-        f"| one fine-tuning step of MiniLM inside RouterDC (batch 64, max length 256) | {step:.2f} s |",
-        "| one fine-tuning step, top layer only, frozen bottom memoized (batch 64, max length 256) "
-        f"| {memo:.2f} s |",
+        "| measurement | time |", "|---|---|", *rows,
         "", f"Command: `python {' '.join(sys.argv)}`. Machine: {machine_name()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads.", "",
     ])

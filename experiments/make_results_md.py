@@ -33,9 +33,11 @@ SECTIONS = [
     ("ablation_h", "RouterDC ablation: H (out-group negatives), 3 seeds"),
     ("routerdc_tune3", "RouterDC tuning round 3 (issue 4: longer training, all rows, deeper head; 3 seeds)"),
     ("routerdc_partial_ft", "RouterDC with MiniLM's top 1 or 2 layers fine-tuned (issue 4: partial fine-tuning; 3 seeds)"),
+    ("routerdc_partial_ft3", "RouterDC with MiniLM's top 3 layers fine-tuned (issue 4, session 5; 3 seeds)"),
     ("two_stage_tune", "Two-stage router tuning on RouterBench, round 1 (seed 0; validation only)"),
     ("two_stage_tune2", "Two-stage router tuning on RouterBench, round 2 (seed 0; validation only)"),
     ("cost_routerbench", "Cost-aware routing on the RouterBench subset (issue 6), 3 seeds"),
+    ("routerbench_window", "RouterBench: how much of each prompt's end the encoder sees (issue 6, session 5; choose on validation AIQ in docs/results_notes.md), 3 seeds"),
     ("onboarding", "Adding an LLM without retraining: leave-one-LLM-out on RouterBench, two-stage router, 5 seeds"),
     ("onboarding_multilabel", "Adding an LLM without retraining: the multi-label classifier (one new output unit; ways of fitting it chosen on validation), 5 seeds"),
 ]
@@ -54,6 +56,11 @@ RESULT_FIGURES = {
     "cost_routerbench": [("curve_seed0/curve.png", "Cost-quality curves on the RouterBench test rows (seed 0): "
                           "each router's trade-off, every single LLM, the oracle; left linear cost, right log")],
 }
+_FIRST_256 = ("**Caveat (session 5):** these runs used `encoder=minilm`, which keeps the first 256 tokens of each "
+              "prompt, so every ARC-Challenge and every Winogrande query was embedded as the same text "
+              "(docs/results_notes.md, \"Cost-aware routing\"). They were not rerun with `encoder=minilm_left`.")
+# a line shown under a section's title, whether its table is fresh or kept
+CAVEATS = {"two_stage_tune": _FIRST_256, "two_stage_tune2": _FIRST_256}
 BENCH = "docs/bench_reproduce.md"  # the reproduction benchmark, quoted in the reproduce section
 
 INTRO = """# Results
@@ -120,6 +127,9 @@ def main() -> None:
         table = Path(args.results) / name / "table.md"
         parts.append(f"# {title}\n")
         old = before.get(title, "")
+        caveat = CAVEATS.get(name)
+        if caveat and not (caveat in old and not table.exists()):
+            parts.append(f"{caveat}\n\n")
         if table.exists():
             parts.append(table.read_text().replace(f"## {name}\n", "", 1))
         elif old.strip() and "(not run yet" not in old:

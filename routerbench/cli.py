@@ -137,7 +137,7 @@ def cmd_cluster(args) -> int:
 def cmd_study(args) -> int:
     from routerbench.study import run_study
 
-    out = run_study(args.file, args.overrides, output_dir=args.output_dir)
+    out = run_study(args.file, args.overrides, output_dir=args.output_dir, only=args.variant)
     print((out / "table.md").read_text())
     return 0
 
@@ -218,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file", help="a study yaml, e.g. experiments/simple_router.yaml")
     s.add_argument("overrides", nargs="*", help=ov)
     s.add_argument("--output-dir", default=None)
+    s.add_argument("--variant", action="append", default=None, metavar="NAME",
+                   help="fit only this variant (repeatable); the table shows every finished run")
     s.set_defaults(fn=cmd_study)
     s = sub.add_parser("sweep", help="run (or resume) a grid/random wandb sweep spec offline; rank on validation",
                        epilog="options, in any order after SPEC: --parallel N (trials at once, each in its own "

@@ -258,9 +258,21 @@ def checkpoint_data(ckpt, prices: dict | None = None):
     return data, conf[:k], conf[k:], own[:k], own[k:]
 
 
-def _run_name(ckpt) -> str:
+def _run_name(ckpt, depth: int = 1) -> str:
+    """The run folder's name (``depth`` > 1: with that many folders, e.g. ``variant/seed0``)."""
     p = Path(ckpt).resolve()
-    return p.parent.parent.name if p.parent.name == "checkpoints" else p.stem
+    run = p.parent.parent if p.parent.name == "checkpoints" else p.with_suffix("")
+    return "/".join(([a.name for a in run.parents][: depth - 1])[::-1] + [run.name])
+
+
+def _run_names(ckpts) -> list[str]:
+    """A label per checkpoint: its run folder's name, with parent folders added where runs share
+    a name (``seed0`` of two study variants -> ``variant_a/seed0``, ``variant_b/seed0``)."""
+    for depth in (1, 2, 3):
+        names = [_run_name(c, depth) for c in ckpts]
+        if len(set(names)) == len(names):
+            return names
+    return names
 
 
 def run_curve(ckpts, lambdas=None, output_dir=None, combine: str | None = None, prices: dict | None = None,
@@ -275,13 +287,12 @@ def run_curve(ckpts, lambdas=None, output_dir=None, combine: str | None = None, 
     """
     lambdas = list(DEFAULT_LAMBDAS if lambdas is None else lambdas)
     entries, base, own_pts = {}, None, ([], [])
-    for ckpt in ckpts:
+    for ckpt, name in zip(ckpts, _run_names(ckpts)):
         data, cv, ct, ov, ot = checkpoint_data(ckpt, prices)
         if base is None:
             base = data
         elif data.llms != base.llms or not np.array_equal(data.test_ids, base.test_ids):
             raise DataError(f"{ckpt}: its test rows or LLMs differ from {ckpts[0]}'s; curves must share test data")
-        name = _run_name(ckpt)
         if combine:
             for pts, rows, own in ((own_pts[0], data.val, ov), (own_pts[1], data.test, ot)):
                 pts.append(dict(data.point(rows, own), label=name, checkpoint=str(ckpt), **{"lambda": 0.0}))

@@ -12,7 +12,9 @@ A study file (``experiments/*.yaml``)::
     axis: {name: "K+", key: router.k_pos}         # optional: an ablation axis (see below)
 
 ``routerbench study FILE [overrides...]`` runs every (variant, seed) not already finished (a run
-is finished when its ``metrics.json`` exists, so an interrupted study resumes), then writes
+is finished when its ``metrics.json`` exists, so an interrupted study resumes; ``--variant NAME``,
+repeatable, fits only those variants, e.g. one added to a study whose other runs live on another
+machine), then writes
 ``table.md`` (mean±std over seeds, per task, ID/OOD averages, cost, baselines of the first run)
 and ``summary.json``; ``timings.json`` holds the wall time of each run fitted by the last
 invocation (what ``experiments/bench_reproduce.py`` reports).
@@ -93,16 +95,26 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
 
 
-def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = None) -> Path:
-    """Run (or resume) a study and write its table; returns the output directory."""
+def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = None,
+              only: list[str] | None = None) -> Path:
+    """Run (or resume) a study and write its table; returns the output directory.
+
+    ``only``: fit just these variants (the table still shows every variant with finished runs).
+    """
     from routerbench.train import fit
 
     spec = load_study(path)
-    spec["_path"] = str(path)
+    spec["_path"], spec["_only"] = str(path), list(only or [])
+    unknown = [v for v in only or [] if v not in spec["variants"]]
+    if unknown:
+        raise ConfigError(f"{path}: no variant named {', '.join(map(repr, unknown))}; the variants are: "
+                          + "; ".join(map(repr, spec["variants"])))
     out = Path(output_dir or spec.get("output_dir") or Path("results") / spec["name"])
     out.mkdir(parents=True, exist_ok=True)
     t0, timings = time.time(), {}
     for variant, overrides in spec["variants"].items():
+        if only and variant not in only:
+            continue
         for seed in spec["seeds"]:
             run = out / _slug(variant) / f"seed{seed}"
             if (run / "metrics.json").exists():
@@ -125,7 +137,8 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
 
 def study_command(spec: dict, extra=()) -> str:
     """The command line that runs (or re-tabulates) a study."""
-    return f"routerbench study {spec.get('_path', spec['name'])}" + (" " + " ".join(extra) if extra else "")
+    only = "".join(f' --variant "{v}"' for v in spec.get("_only") or [])
+    return f"routerbench study {spec.get('_path', spec['name'])}{only}" + (" " + " ".join(extra) if extra else "")
 
 
 def write_ablation_plot(spec: dict, out: Path, extra=(), runs: dict | None = None) -> Path | None:

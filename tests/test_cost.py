@@ -274,3 +274,12 @@ def test_singles_above_by_hand():
                [0.5, 0.6],   # cheaper than the curve starts and better than its start
                [0.5, 0.4]]   # cheaper, worse
     assert singles_above(curve, singles) == [1, 3]
+
+def test_curve_labels_add_parent_folders_only_where_run_names_collide(tmp_path):
+    from routerbench.curves import _run_names
+
+    a, b = (tmp_path / "study" / v / "seed0" / "checkpoints" / "best.ckpt" for v in ("var_a", "var_b"))
+    other = tmp_path / "runs" / "2026-mlp" / "checkpoints" / "last.ckpt"
+    assert _run_names([a, other]) == ["seed0", "2026-mlp"]
+    assert _run_names([a, b, other]) == ["var_a/seed0", "var_b/seed0", "runs/2026-mlp"]
+    assert _run_names([tmp_path / "x" / "model.ckpt"]) == ["model"]

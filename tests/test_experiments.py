@@ -44,6 +44,22 @@ def test_study_runs_resumes_and_tabulates(tmp_path):
     assert (out / "a" / "seed0" / "metrics.json").stat().st_mtime == stamp
 
 
+def test_study_fits_only_the_named_variants(tmp_path):
+    from conftest import FAST
+    from routerbench.config import ConfigError
+    from routerbench.study import run_study
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nseeds: [0]\nvariants:\n  a: [trainer.max_steps=10]\n  b c: [trainer.max_steps=10]\n")
+    extra, out = FAST + [f"cache_dir={tmp_path / 'c'}"], tmp_path / "out"
+    with pytest.raises(ConfigError, match="no variant named 'c'; the variants are: 'a'; 'b c'"):
+        run_study(spec, extra, output_dir=out, only=["c"])
+    run_study(spec, extra, output_dir=out, only=["b c"])
+    assert (out / "b_c" / "seed0" / "metrics.json").exists() and not (out / "a").exists()
+    table = (out / "table.md").read_text()
+    assert "**b c**" in table and f'routerbench study {spec} --variant "b c"' in table
+
+
 # the studies of issue 7, each smoke-run whole (every variant, one seed) on the synthetic data
 SMOKE_STUDIES = sorted((project_root() / "experiments").glob("ablation_*.yaml")) + [
     project_root() / "experiments" / "reproduce.yaml"

@@ -23,10 +23,10 @@ TINY = {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 3, "num_at
         "attention_probs_dropout_prob": 0.0}
 
 
-def _enc(memo: bool, pooling: str = "mean", k: int | None = 1, **cfg) -> HFTextEncoder:
+def _enc(memo: bool, pooling: str = "mean", k: int | None = 1, buckets: int = 1, **cfg) -> HFTextEncoder:
     torch.manual_seed(0)
     return HFTextEncoder(model="minilm", pooling=pooling, max_length=24, trainable_layers=k,
-                         config={**TINY, **cfg}, memo_frozen=memo)
+                         config={**TINY, **cfg}, memo_frozen=memo, length_buckets=buckets)
 
 
 def _out_and_grads(enc: HFTextEncoder, texts: list[str]):
@@ -103,8 +103,45 @@ def test_memo_rejects_unsupported_model_types():
 def test_memo_rejects_left_padding():
     enc = _enc(True)
     enc.tokenizer.padding_side = "left"
-    with pytest.raises(ValueError, match="right-padded"):
+    with pytest.raises(ValueError, match="memo_frozen needs right-padded.*memo_frozen: false"):
         enc(**enc.tokenize(TEXTS[:3]))
+
+
+@pytest.mark.parametrize("memo,k", [(False, None), (False, 0), (True, 1), (True, 2)])
+@pytest.mark.parametrize("buckets", [2, 3, 50])
+def test_length_buckets_give_the_same_outputs_and_gradients(memo, k, buckets):
+    """Rows sorted by length and run in parts (fewer padded tokens) come back in their own order
+    with the outputs and gradients of the whole batch; more parts than rows is one row each."""
+    texts = TEXTS + [TEXTS[1], "a much longer question about " * 3]
+    ref = _enc(memo, k=k)
+    y0, g0 = _out_and_grads(ref, texts) if k != 0 else (ref(**ref.tokenize(texts)), {})
+    enc = _enc(memo, k=k, buckets=buckets)
+    y1, g1 = _out_and_grads(enc, texts) if k != 0 else (enc(**enc.tokenize(texts)), {})
+    torch.testing.assert_close(y1, y0, atol=1e-5, rtol=1e-5)
+    assert g1.keys() == g0.keys()
+    for n in g0:
+        torch.testing.assert_close(g1[n], g0[n], atol=1e-5, rtol=1e-4)
+    assert enc.length_buckets == buckets and ref.length_buckets == 1
+
+
+def test_length_buckets_pad_each_part_to_its_own_longest_row():
+    enc = _enc(False, k=0, buckets=2)
+    widths = []
+    enc.model.register_forward_pre_hook(lambda m, a, kw: widths.append(tuple(kw["input_ids"].shape)),
+                                        with_kwargs=True)
+    batch = enc.tokenize(["ok", "a much longer question about " * 3, "hi", "what is two plus two?"])
+    enc(**batch)
+    lengths = sorted(batch["attention_mask"].sum(1).tolist())
+    assert widths == [(2, lengths[1]), (2, lengths[3])] and lengths[1] < lengths[3]
+
+
+def test_length_buckets_need_right_padding_and_a_positive_count():
+    enc = _enc(False, k=None, buckets=2)
+    enc.tokenizer.padding_side = "left"
+    with pytest.raises(ValueError, match="length_buckets needs right-padded.*length_buckets: 1"):
+        enc(**enc.tokenize(TEXTS[:3]))
+    with pytest.raises(ConfigError, match="length_buckets must be >= 1, got 0"):
+        _enc(False, buckets=0)
 
 
 TINY_MEMO = {"model": "minilm", "pooling": "mean", "max_length": 32, "trainable_layers": 1, "memo_frozen": True,

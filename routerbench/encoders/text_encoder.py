@@ -63,6 +63,12 @@ class HFTextEncoder(torch.nn.Module):
         dropout: set every dropout probability of the pretrained model's config (e.g. 0.0:
             the trainable layers' attention dropout is about half of a memoized step on a CPU);
             None keeps the model's own.
+        length_buckets: sort each batch by token count and run it as this many equal parts,
+            each padded only to its own longest row, then restore the order: the same outputs
+            and gradients up to float rounding (rows never attend across each other), far fewer
+            padded tokens when lengths are skewed (a batch of 64 RouterDC questions: about 16,100
+            padded tokens in one part, 7,100 in 4, against 4,900 real ones). Needs right-padded
+            batches; 1 = the batch as it comes.
     """
 
     def __init__(
@@ -76,6 +82,7 @@ class HFTextEncoder(torch.nn.Module):
         memo_frozen: bool = False,
         memo_max_mb: float = 4096.0,
         dropout: float | None = None,
+        length_buckets: int = 1,
     ) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel
@@ -83,6 +90,9 @@ class HFTextEncoder(torch.nn.Module):
         _check_choice("pooling", pooling, POOLINGS)
         _check_choice("truncation_side", truncation_side, SIDES)
         self.pooling, self.max_length = pooling, int(max_length)
+        if int(length_buckets) < 1:
+            raise ConfigError(f"text_encoder length_buckets must be >= 1, got {length_buckets}")
+        self.length_buckets = int(length_buckets)
         self.tokenizer = load_tokenizer(model, self.max_length, truncation_side)
         if dropout is not None:
             if config:
@@ -154,6 +164,18 @@ class HFTextEncoder(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask):
         """Token ids and mask [B, L] -> pooled embeddings [B, dim]."""
+        if self.length_buckets == 1 or len(input_ids) <= 1:
+            return self._forward_part(input_ids, attention_mask)
+        lengths = _right_padded_lengths(attention_mask, "length_buckets", "length_buckets: 1")
+        parts = [p for p in torch.tensor_split(torch.argsort(lengths, stable=True), self.length_buckets) if len(p)]
+        out = []
+        for rows in parts:
+            width, rows = int(lengths[rows].max()), rows.to(input_ids.device)
+            out.append(self._forward_part(input_ids[rows, :width], attention_mask[rows, :width]))
+        return torch.cat(out)[torch.argsort(torch.cat(parts)).to(input_ids.device)]
+
+    def _forward_part(self, input_ids, attention_mask):
+        """``forward`` on one batch as it comes (no length buckets)."""
         if self.memo_frozen:
             return self._memo_forward(input_ids, attention_mask)
         ctx = torch.no_grad() if self.trainable_layers == 0 else contextlib.nullcontext()
@@ -169,7 +191,7 @@ class HFTextEncoder(torch.nn.Module):
 
     def _memo_forward(self, input_ids, attention_mask):
         """``forward`` with the frozen part's states read from (or added to) the memo."""
-        lengths = _right_padded_lengths(attention_mask)
+        lengths = _right_padded_lengths(attention_mask, "memo_frozen", "memo_frozen: false")
         width = int(lengths.max())
         ids = input_ids.detach().cpu().numpy()
         keys = [ids[i, :n].tobytes() for i, n in enumerate(lengths.tolist())]
@@ -262,14 +284,15 @@ def _clear_memo_hook(module, incompatible_keys) -> None:
     module.clear_memo()
 
 
-def _right_padded_lengths(attention_mask):
-    """Token counts [B] of a right-padded mask [B, L] (ones then zeros), else a ValueError."""
+def _right_padded_lengths(attention_mask, needed_by: str, off: str):
+    """Token counts [B] of a right-padded mask [B, L] (ones then zeros), else a ValueError naming
+    the option that needs right padding (``needed_by``) and its setting that does not (``off``)."""
     mask = attention_mask.bool()
     lengths = mask.sum(1)
     prefix = torch.arange(mask.shape[1], device=mask.device)[None, :] < lengths[:, None]
     if not torch.equal(mask, prefix):
-        raise ValueError("text_encoder memo_frozen needs right-padded batches (attention_mask = ones "
-                         "then zeros); set the tokenizer's padding_side to 'right' or memo_frozen: false")
+        raise ValueError(f"text_encoder {needed_by} needs right-padded batches (attention_mask = ones "
+                         f"then zeros); set the tokenizer's padding_side to 'right' or {off}")
     return lengths.cpu()
 
 
