@@ -101,16 +101,16 @@ def prepare(cfg, need_features: bool = True) -> Prepared:
     """Build the table, split off validation, fit the encoder on train texts, embed (cached)."""
     from routerbench.encoders import build_encoder
     from routerbench.encoders.cache import cached_encode
-    from routerbench.encoders.truncation import hf_settings, truncation_warnings
+    from routerbench.encoders.truncation import hf_settings, text_encoder_settings, truncation_warnings
 
     table = build_table(cfg.data)
     table = split_train_val(table, float(cfg.data.val_fraction), int(cfg.seed))
     for note in table.notes:
         log.warning(note)
-    enc_cfg = OmegaConf.to_container(cfg.encoder, resolve=True)
-    text_enc = OmegaConf.to_container(cfg.router, resolve=True).get("text_encoder") or None
-    truncation_warnings(hf_settings(text_enc) if text_enc else hf_settings(enc_cfg), table.texts, list(table.tasks))
-    encoder = build_encoder(enc_cfg)
+    encoder = build_encoder(OmegaConf.to_container(cfg.encoder, resolve=True))
+    text_enc = OmegaConf.to_container(cfg.router, resolve=True).get("text_encoder")
+    truncation_warnings(text_encoder_settings(text_enc) if text_enc else hf_settings(encoder), table.texts,
+                        list(table.tasks))
     train_texts = [t for t, r in zip(table.texts, table.roles) if r == "train"]
     encoder.fit(train_texts)
     features = None

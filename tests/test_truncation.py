@@ -31,15 +31,22 @@ def test_warning_names_task_counts_and_fix(caplog):
     assert truncation_warnings(left, QUERIES + SHORT, ["few_shot"] * 6 + ["short"] * 4) == []
 
 
-def test_hf_settings_finds_every_hf_encoder_of_a_config():
-    concat = compose(["encoder=minilm_left_tfidf"]).encoder
+def test_hf_settings_finds_every_hf_encoder_of_a_built_encoder():
     from omegaconf import OmegaConf
 
-    assert hf_settings(OmegaConf.to_container(concat)) == [{"model": "minilm", "max_length": 256,
-                                                            "truncation_side": "left"}]
-    assert hf_settings(OmegaConf.to_container(compose(["encoder=tfidf"]).encoder)) == []
-    assert hf_settings({"model": "minilm", "max_length": 64, "pooling": "mean"}) == [  # a text_encoder: block
+    from routerbench.encoders import build_encoder
+    from routerbench.encoders.truncation import text_encoder_settings
+
+    def settings(name):
+        return hf_settings(build_encoder(OmegaConf.to_container(compose([f"encoder={name}"]).encoder)))
+
+    assert settings("minilm_left_tfidf") == [{"model": "minilm", "max_length": 256, "truncation_side": "left"}]
+    assert settings("minilm") == [{"model": "minilm", "max_length": 256, "truncation_side": "right"}]
+    assert settings("tfidf") == []
+    assert text_encoder_settings({"model": "minilm", "max_length": 64, "pooling": "mean"}) == [
         {"model": "minilm", "max_length": 64, "truncation_side": "right"}]
+    assert text_encoder_settings({"trainable_layers": 1}) == [  # HFTextEncoder's own defaults
+        {"model": "minilm", "max_length": 256, "truncation_side": "right"}]
 
 
 def test_prepare_checks_the_encoder_the_router_uses(tmp_path, monkeypatch):

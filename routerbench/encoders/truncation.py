@@ -19,21 +19,25 @@ log = logging.getLogger("routerbench")
 MERGED_SHARE = 0.01
 
 
-def hf_settings(node) -> list[dict]:
-    """The (model, max_length, truncation_side) settings of every HF encoder in a config node."""
-    found = []
-    if isinstance(node, dict):
-        target = str(node.get("_target_", ""))
-        if target.endswith(".HFEncoder") or ("model" in node and "max_length" in node and not target):
-            found.append({"model": node.get("model", "minilm"), "max_length": int(node.get("max_length", 256)),
-                          "truncation_side": node.get("truncation_side", "right")})
-        for value in node.values():
-            if isinstance(value, (dict, list)):
-                found += hf_settings(value)
-    elif isinstance(node, list):
-        for value in node:
-            found += hf_settings(value)
-    return found
+def hf_settings(encoder) -> list[dict]:
+    """The (model, max_length, truncation_side) of every HF encoder inside a built encoder
+    (itself, or the parts of a concatenation)."""
+    from routerbench.encoders.hf import HFEncoder
+
+    if isinstance(encoder, HFEncoder):
+        return [{"model": encoder.model_name, "max_length": encoder.max_length,
+                 "truncation_side": encoder.truncation_side}]
+    return [s for part in getattr(encoder, "parts", []) for s in hf_settings(part)]
+
+
+def text_encoder_settings(args: dict) -> list[dict]:
+    """The same for a router's ``text_encoder:`` arguments, ``HFTextEncoder``'s defaults filled in."""
+    import inspect
+
+    from routerbench.encoders.text_encoder import HFTextEncoder
+
+    a = {k: p.default for k, p in inspect.signature(HFTextEncoder).parameters.items()} | dict(args)
+    return [{"model": a["model"], "max_length": int(a["max_length"]), "truncation_side": a["truncation_side"]}]
 
 
 def merged_queries(texts: list[str], tasks: list[str], tokenizer, max_length: int) -> dict[str, tuple[int, int]]:
