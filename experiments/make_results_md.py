@@ -126,15 +126,16 @@ def main() -> None:
     for name, title in SECTIONS:
         table = Path(args.results) / name / "table.md"
         parts.append(f"# {title}\n")
-        old = before.get(title, "")
+        old = before.get(title, "").strip("\n")  # the joins put the blank lines around it back
         caveat = CAVEATS.get(name)
-        if caveat and not (caveat in old and not table.exists()):
-            parts.append(f"{caveat}\n\n")
+        if caveat:  # shown first, whether the table is fresh or kept (a kept section held it already)
+            old = old.replace(caveat, "").strip("\n")
+            parts.append(f"{caveat}\n")
         if table.exists():
             parts.append(table.read_text().replace(f"## {name}\n", "", 1))
         elif old.strip() and "(not run yet" not in old:
             note = f"(kept from the previous {out.name}: results/{name}/table.md is not in this checkout)"
-            parts.append(old if note in old else f"{note}\n{old}")
+            parts.append((old if note in old else f"{note}\n\n{old}") + "\n")
             continue
         else:
             parts.append(f"(not run yet: `routerbench study experiments/{name}.yaml`)\n")
