@@ -14,6 +14,7 @@ figure's caption is the command and machine stored in the PNG itself (its Descri
 
 import argparse
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -33,12 +34,13 @@ SECTIONS = [
     ("ablation_h", "RouterDC ablation: H (out-group negatives), 3 seeds"),
     ("routerdc_tune3", "RouterDC tuning round 3 (issue 4: longer training, all rows, deeper head; 3 seeds)"),
     ("routerdc_partial_ft", "RouterDC with MiniLM's top 1 or 2 layers fine-tuned (issue 4: partial fine-tuning; 3 seeds)"),
-    ("routerdc_partial_ft3", "RouterDC with MiniLM's top 3 layers fine-tuned (issue 4, session 5; 3 seeds)"),
+    ("routerdc_partial_ft3", "RouterDC with MiniLM's top 3 or 4 layers fine-tuned (issue 4, sessions 5-6; 3 seeds)"),
     ("two_stage_tune", "Two-stage router tuning on RouterBench, round 1 (seed 0; validation only)"),
     ("two_stage_tune2", "Two-stage router tuning on RouterBench, round 2 (seed 0; validation only)"),
     ("cost_routerbench", "Cost-aware routing on the RouterBench subset (issue 6), 3 seeds"),
     ("routerbench_window", "RouterBench: how much of each prompt's end the encoder sees (issue 6, session 5; choose on validation AIQ in docs/results_notes.md), 3 seeds"),
     ("onboarding", "Adding an LLM without retraining: leave-one-LLM-out on RouterBench, two-stage router, 5 seeds"),
+    ("onboarding_tg3", "Adding an LLM without retraining: two-stage router trained on credit alone (cost_rate 0), every group kept at inference (top_groups 3), 5 seeds"),
     ("onboarding_multilabel", "Adding an LLM without retraining: the multi-label classifier (one new output unit; ways of fitting it chosen on validation), 5 seeds"),
 ]
 
@@ -50,7 +52,7 @@ EXTRA_FIGURES = {
     ],
 }
 # extra markdown written beside a study's table (results/<name>/<file>), appended after it
-EXTRA_TABLES = {"two_stage_tune": ["val_aiq.md"], "cost_routerbench": ["aiq_seeds.md"]}
+EXTRA_TABLES = {"two_stage_tune": ["val_aiq.md"], "cost_routerbench": ["aiq_seeds.md", "predictability.md"]}
 # figures written under results/<name>/, copied to docs/figures/<name>_<flattened path>
 RESULT_FIGURES = {
     "cost_routerbench": [("curve_seed0/curve.png", "Cost-quality curves on the RouterBench test rows (seed 0): "
@@ -148,7 +150,7 @@ def main() -> None:
             extra_md = Path(args.results) / name / fname
             if extra_md.exists():
                 text = extra_md.read_text()
-                parts.append(text.replace("## ", "### ", 1) if text.startswith("## ") else text)
+                parts.append(re.sub(r"(?m)^## ", "### ", text))  # its headings sit under the section's
         for rel, alt in RESULT_FIGURES.get(name, []):
             src = Path(args.results) / name / rel
             if src.exists():

@@ -102,6 +102,23 @@ def test_added_llm_changes_routing_only_where_it_wins():
     assert r.hparams.num_llms == 2 and r.llm_embeddings.shape[0] == 2
 
 
+def test_add_llms_warns_when_stage_1_keeps_fewer_groups(caplog):
+    rng = np.random.default_rng(0)
+    r = TwoStageRouter(num_llms=2, embed_dim=4, llm_names=["a", "b"], num_groups=2, top_groups=1, probe_size=8,
+                       proj_dim=4).eval()
+    r.llm_group.copy_(torch.tensor([0, 1]))
+    xp, tp = _queries(10, rng)
+    old, new = np.tile([0.6, 0.5], (len(tp), 1)), (tp == "A").astype(float)[:, None]
+    with caplog.at_level("WARNING", logger="routerbench"):
+        r.add_llms(["c"], new, old, tp, [0.0], probe_x=xp, refine_steps=1)
+    assert "stage 1 keeps 1 of 2 groups" in caplog.text and "router.top_groups=2" in caplog.text
+    caplog.clear()
+    r.hparams.top_groups = 2
+    with caplog.at_level("WARNING", logger="routerbench"):
+        r.add_llms(["c"], new, old, tp, [0.0], probe_x=xp, refine_steps=1)
+    assert "stage 1 keeps" not in caplog.text
+
+
 def test_add_llms_calibration_argument_overrides_the_hyperparameter():
     rng = np.random.default_rng(0)
     r = _hand_router()

@@ -259,6 +259,11 @@ class TwoStageRouter(BaseRouter):
         feats = llm_features(np.concatenate([old_credit, new_credit], 1), task,
                              np.concatenate([self.llm_cost.double().numpy(), new_cost]), mu, sd, h.group_cost_weight)
         groups = self.llm_group.numpy()
+        if h.top_groups < h.num_groups:
+            log.warning("add_llms: stage 1 keeps %d of %d groups and the group embeddings are not retrained, so the "
+                        "new LLM only gets queries that the router already sent to its group; with top_groups: %d "
+                        "(router.top_groups=%d, routing only) it competes on every query (docs/two_stage.md)",
+                        h.top_groups, h.num_groups, h.num_groups, h.num_groups)
         cent = np.stack([feats[:t][groups == g].mean(0) for g in range(h.num_groups)])
         new_groups = ((feats[t:, None, :] - cent[None]) ** 2).sum(-1).argmin(1)
         # embedding: solve eq. 7 for the new rows
