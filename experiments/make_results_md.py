@@ -39,6 +39,7 @@ SECTIONS = [
     ("two_stage_tune2", "Two-stage router tuning on RouterBench, round 2 (seed 0; validation only)"),
     ("cost_routerbench", "Cost-aware routing on the RouterBench subset (issue 6), 3 seeds"),
     ("routerbench_window", "RouterBench: how much of each prompt's end the encoder sees (issue 6, session 5; choose on validation AIQ in docs/results_notes.md), 3 seeds"),
+    ("routerbench_finetune", "RouterBench: the multi-label classifier with MiniLM's top 2 layers fine-tuned (issue 6, session 6; within-task AUC below), seed 0"),
     ("onboarding", "Adding an LLM without retraining: leave-one-LLM-out on RouterBench, two-stage router, 5 seeds"),
     ("onboarding_tg3", "Adding an LLM without retraining: two-stage router trained on credit alone (cost_rate 0), every group kept at inference (top_groups 3), 5 seeds"),
     ("onboarding_multilabel", "Adding an LLM without retraining: the multi-label classifier (one new output unit; ways of fitting it chosen on validation), 5 seeds"),
@@ -52,7 +53,8 @@ EXTRA_FIGURES = {
     ],
 }
 # extra markdown written beside a study's table (results/<name>/<file>), appended after it
-EXTRA_TABLES = {"two_stage_tune": ["val_aiq.md"], "cost_routerbench": ["aiq_seeds.md", "predictability.md"]}
+EXTRA_TABLES = {"two_stage_tune": ["val_aiq.md"], "cost_routerbench": ["aiq_seeds.md", "predictability.md"],
+                "routerbench_finetune": ["predictability_frozen.md", "predictability_finetuned.md"]}
 # figures written under results/<name>/, copied to docs/figures/<name>_<flattened path>
 RESULT_FIGURES = {
     "cost_routerbench": [("curve_seed0/curve.png", "Cost-quality curves on the RouterBench test rows (seed 0): "

@@ -1,6 +1,7 @@
 """How well a trained router tells, within one task, which queries each LLM gets right.
 
-    python experiments/predictability.py [--study results/cost_routerbench] [--variant Multi-label_argmax] [overrides...]
+    python experiments/predictability.py [--study results/cost_routerbench] [--variant Multi-label_argmax]
+        [--out FILE] [overrides...]
 
 (overrides: the study's data and encoder, default ``data=routerbench encoder=minilm_left``, so
 its cached embeddings are reused)
@@ -51,7 +52,10 @@ def within_task_auc(conf: np.ndarray, credit: np.ndarray, tasks: np.ndarray) -> 
     return out
 
 
-def simulated_best(credit, costs, tasks, prior, auc, budget, seeds=5, lambdas=np.concatenate([np.linspace(0, 3, 301), np.geomspace(3, 1e3, 100)])):
+LAMBDAS = np.concatenate([np.linspace(0, 3, 301), np.geomspace(3, 1e3, 100)])  # up to the cheapest LLM alone
+
+
+def simulated_best(credit, costs, tasks, prior, auc, budget, seeds=5, lambdas=LAMBDAS):
     """Best pooled quality with mean cost <= ``budget`` over a lambda sweep of a simulated predictor
     of within-task AUC ``auc`` (mean over ``seeds`` noise draws); ``prior`` {task: accuracy [T]}."""
     y = (credit >= 0.5).astype(float)
@@ -91,7 +95,7 @@ def main() -> None:
     ap.add_argument("--variant", default="Multi-label_argmax")
     ap.add_argument("--ref", default=None, help="default: the LLM with the best training accuracy")
     ap.add_argument("--budget", type=float, default=0.05)
-    ap.add_argument("--aucs", type=float, nargs="+", default=[0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9])
+    ap.add_argument("--aucs", type=float, nargs="*", default=[0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9])
     ap.add_argument("--out", default=None, help="default <study>/predictability.md")
     ap.add_argument("overrides", nargs="*", default=["data=routerbench", "encoder=minilm_left"])
     args = ap.parse_args()
@@ -112,36 +116,38 @@ def main() -> None:
     lines = [f"## Within-task AUC of {args.variant}'s per-LLM confidences (test rows)", "",
              f"Command: `python {' '.join(sys.argv)}` on {machine_name()}; {len(runs)} seeds' checkpoints "
              f"under {args.study}/{args.variant}. Each cell: ROC AUC of the LLM's confidence against its "
-             "0/1 credit over one task's test rows, mean over seeds [min-max] (mean: over the LLMs and seeds); below it, the share of the "
-             "task's rows the LLM gets right. 0.5 = the router cannot tell that LLM's right answers from "
-             "its wrong ones within the task.", "",
+             "0/1 credit over one task's test rows, mean over seeds [min-max] (mean: over the LLMs and "
+             "seeds); below it, the share of the task's rows the LLM gets right. 0.5 = the router cannot "
+             "tell that LLM's right answers from its wrong ones within the task.", "",
              "| task | mean | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for task in per_seed[0]:
         a = np.array([s[task] for s in per_seed])  # [seeds, T]
         cells = [f"{np.nanmean(a[:, j]):.2f} [{np.nanmin(a[:, j]):.2f}-{np.nanmax(a[:, j]):.2f}]"
                  if not np.all(np.isnan(a[:, j])) else "-" for j in range(a.shape[1])]
-        acc = credit[tasks == task][:, [table.llms.index(m) for m in r.llm_names]].mean(0)
-        lines.append(f"| {task} ({int((tasks == task).sum())} rows) | {np.nanmean(a):.3f} | " + " | ".join(cells) + " |")
+        acc = credit[tasks == task][:, cols].mean(0)
+        head = f"| {task} ({int((tasks == task).sum())} rows) | {np.nanmean(a):.3f} | "
+        lines.append(head + " | ".join(cells) + " |")
         lines.append("| right | | " + " | ".join(f"{100 * v:.0f}%" for v in acc) + " |")
-    train = np.flatnonzero(table.roles == "train")
-    cols = [table.llms.index(m) for m in r.llm_names]
-    prior = {t: table.credit()[train][table.tasks[train] == t][:, cols].mean(0) for t in set(tasks)}
-    ref = r.llm_names.index(args.ref) if args.ref else int(table.credit()[train][:, cols].mean(0).argmax())
-    args.ref = r.llm_names[ref]
-    c_test, costs = credit[:, cols], table.costs[test][:, cols]
-    ref_q, ref_c = c_test[:, ref].mean(), costs[:, ref].mean()
-    lines += ["", f"## The within-task AUC the cost goal needs (simulated predictor, {args.budget:.0%} of "
-              f"{args.ref}'s cost)", "",
-              f"Best pooled quality, as % of {args.ref}'s {100 * ref_q:.2f}, within {args.budget:.0%} of its "
-              f"cost ({ref_c:.3e} $/query) on the {len(test)} test rows, for a predictor whose every per-task, "
-              "per-LLM AUC is the given value (score = credit + Gaussian noise, the LLM's training accuracy "
-              "on the task as prior; argmax p - lambda cost / max cost over 401 lambdas in [0, 1000]; mean of 5 "
-              "noise draws). It reads test labels: a bound on what such a predictor allows, not a router. "
-              "AUC 0.5 is task-level routing.", "",
-              "| within-task AUC | best quality within the budget |", "|---|---|"]
-    for auc in args.aucs:
-        q = simulated_best(c_test, costs, tasks, prior, auc, args.budget * ref_c)
-        lines.append(f"| {auc:.2f} | {100 * q / ref_q:.1f}% |")
+    if args.aucs:  # the simulated bound (--aucs with no value: only the measured AUC)
+        train = np.flatnonzero(table.roles == "train")
+        prior = {t: table.credit()[train][table.tasks[train] == t][:, cols].mean(0) for t in set(tasks)}
+        ref = r.llm_names.index(args.ref) if args.ref else int(table.credit()[train][:, cols].mean(0).argmax())
+        args.ref = r.llm_names[ref]
+        c_test, costs = credit[:, cols], table.costs[test][:, cols]
+        ref_q, ref_c = c_test[:, ref].mean(), costs[:, ref].mean()
+        lines += ["", f"## The within-task AUC the cost goal needs (simulated predictor, {args.budget:.0%} of "
+                  f"{args.ref}'s cost)", "",
+                  f"Best pooled quality, as % of {args.ref}'s {100 * ref_q:.2f}, within {args.budget:.0%} of its "
+                  f"cost ({ref_c:.3e} $/query) on the {len(test)} test rows, for a predictor whose every per-task, "
+                  "per-LLM AUC is the given value (score = credit + Gaussian noise, the LLM's training accuracy "
+                  "on the task as prior; argmax p - lambda cost / max cost over 401 lambdas in [0, 1000]; "
+                  "mean of 5 noise draws). It reads test labels: a bound on what such a predictor allows, "
+                  "not a router. "
+                  "AUC 0.5 is task-level routing.", "",
+                  "| within-task AUC | best quality within the budget |", "|---|---|"]
+        for auc in args.aucs:
+            q = simulated_best(c_test, costs, tasks, prior, auc, args.budget * ref_c)
+            lines.append(f"| {auc:.2f} | {100 * q / ref_q:.1f}% |")
     text = "\n".join(lines) + "\n"
     Path(args.out or Path(args.study) / "predictability.md").write_text(text)
     print(text)
