@@ -85,8 +85,7 @@ def confidences(r, table, x, rows) -> np.ndarray:
     the texts when the router fine-tunes its own text encoder."""
     if r.model.text_encoder is None:
         return r.route_features(x[rows])[1]
-    out = r.route([table.texts[i] for i in rows], batch_size=64)
-    return np.array([[o["probs"][m] for m in r.llm_names] for o in out])
+    return r.route_texts([table.texts[i] for i in rows], batch_size=64)[1]
 
 
 def main() -> None:
@@ -105,36 +104,35 @@ def main() -> None:
     prep = prepare(compose(["router=multilabel", "logger=none", *args.overrides]))
     table, x = prep.table, prep.features
     test = np.flatnonzero(np.isin(table.roles, ["test_id", "test_ood"]))
-    credit, tasks = table.credit()[test], table.tasks[test]
-    per_seed = []
-    for ckpt in runs:
-        r = load_router(ckpt)
-        conf = confidences(r, table, x, test)
-        cols = [table.llms.index(m) for m in r.llm_names]
-        per_seed.append(within_task_auc(conf, credit[:, cols], tasks))
-    names = [m.split("/")[-1] for m in r.llm_names]
+    routers = [load_router(ckpt) for ckpt in runs]
+    names = routers[0].llm_names  # every seed's run routes the same LLMs
+    cols = [table.llms.index(m) for m in names]
+    all_credit = table.credit()[:, cols]
+    credit, tasks = all_credit[test], table.tasks[test]
+    per_seed = [within_task_auc(confidences(r, table, x, test), credit, tasks) for r in routers]
     lines = [f"## Within-task AUC of {args.variant}'s per-LLM confidences (test rows)", "",
              f"Command: `python {' '.join(sys.argv)}` on {machine_name()}; {len(runs)} seeds' checkpoints "
              f"under {args.study}/{args.variant}. Each cell: ROC AUC of the LLM's confidence against its "
              "0/1 credit over one task's test rows, mean over seeds [min-max] (mean: over the LLMs and "
              "seeds); below it, the share of the task's rows the LLM gets right. 0.5 = the router cannot "
              "tell that LLM's right answers from its wrong ones within the task.", "",
-             "| task | mean | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+             "| task | mean | " + " | ".join(m.split("/")[-1] for m in names) + " |",
+             "|---|---|" + "---|" * len(names)]
     for task in per_seed[0]:
         a = np.array([s[task] for s in per_seed])  # [seeds, T]
         cells = [f"{np.nanmean(a[:, j]):.2f} [{np.nanmin(a[:, j]):.2f}-{np.nanmax(a[:, j]):.2f}]"
                  if not np.all(np.isnan(a[:, j])) else "-" for j in range(a.shape[1])]
-        acc = credit[tasks == task][:, cols].mean(0)
+        acc = credit[tasks == task].mean(0)
         head = f"| {task} ({int((tasks == task).sum())} rows) | {np.nanmean(a):.3f} | "
         lines.append(head + " | ".join(cells) + " |")
         lines.append("| right | | " + " | ".join(f"{100 * v:.0f}%" for v in acc) + " |")
     if args.aucs:  # the simulated bound (--aucs with no value: only the measured AUC)
         train = np.flatnonzero(table.roles == "train")
-        prior = {t: table.credit()[train][table.tasks[train] == t][:, cols].mean(0) for t in set(tasks)}
-        ref = r.llm_names.index(args.ref) if args.ref else int(table.credit()[train][:, cols].mean(0).argmax())
-        args.ref = r.llm_names[ref]
-        c_test, costs = credit[:, cols], table.costs[test][:, cols]
-        ref_q, ref_c = c_test[:, ref].mean(), costs[:, ref].mean()
+        prior = {t: all_credit[train][table.tasks[train] == t].mean(0) for t in set(tasks)}
+        ref = names.index(args.ref) if args.ref else int(all_credit[train].mean(0).argmax())
+        args.ref = names[ref]
+        costs = table.costs[test][:, cols]
+        ref_q, ref_c = credit[:, ref].mean(), costs[:, ref].mean()
         lines += ["", f"## The within-task AUC the cost goal needs (simulated predictor, {args.budget:.0%} of "
                   f"{args.ref}'s cost)", "",
                   f"Best pooled quality, as % of {args.ref}'s {100 * ref_q:.2f}, within {args.budget:.0%} of its "
@@ -146,7 +144,7 @@ def main() -> None:
                   "AUC 0.5 is task-level routing.", "",
                   "| within-task AUC | best quality within the budget |", "|---|---|"]
         for auc in args.aucs:
-            q = simulated_best(c_test, costs, tasks, prior, auc, args.budget * ref_c)
+            q = simulated_best(credit, costs, tasks, prior, auc, args.budget * ref_c)
             lines.append(f"| {auc:.2f} | {100 * q / ref_q:.1f}% |")
     text = "\n".join(lines) + "\n"
     Path(args.out or Path(args.study) / "predictability.md").write_text(text)

@@ -37,22 +37,28 @@ class LoadedRouter:
         return self.model.route(out).numpy(), self.model.confidences(out).float().numpy()
 
     @torch.no_grad()
-    def route(self, texts: list[str], batch_size: int = 256, progress: bool = False) -> list[dict]:
-        """Route texts: one ``{"llm", "index", "probs": {llm: p}}`` per text, in order."""
-        results = []
+    def route_texts(self, texts: list[str], batch_size: int = 256,
+                    progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Chosen LLM indices [N] and confidences [N, T] for texts, encoded by the checkpoint's own
+        encoder (its fine-tuned text encoder, or its cached-embedding encoder), in order."""
+        idx, probs = [np.zeros(0, dtype=np.int64)], [np.zeros((0, len(self.llm_names)), dtype=np.float32)]
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start : start + batch_size])
             if self.model.text_encoder is not None:
                 out = self.model(self.model.text_encoder.tokenize(chunk))
-                idx, probs = self.model.route(out).numpy(), self.model.confidences(out).float().numpy()
+                i, p = self.model.route(out).numpy(), self.model.confidences(out).float().numpy()
             else:
-                idx, probs = self.route_features(self.encoder.encode(chunk, progress=progress))
-            for i, p in zip(idx, probs):
-                results.append({
-                    "llm": self.llm_names[int(i)], "index": int(i),
-                    "probs": {m: round(float(v), 6) for m, v in zip(self.llm_names, p)},
-                })
-        return results
+                i, p = self.route_features(self.encoder.encode(chunk, progress=progress))
+            idx.append(i)
+            probs.append(p)
+        return np.concatenate(idx), np.concatenate(probs)
+
+    def route(self, texts: list[str], batch_size: int = 256, progress: bool = False) -> list[dict]:
+        """Route texts: one ``{"llm", "index", "probs": {llm: p}}`` per text, in order."""
+        idx, probs = self.route_texts(texts, batch_size, progress)
+        return [{"llm": self.llm_names[int(i)], "index": int(i),
+                 "probs": {m: round(float(v), 6) for m, v in zip(self.llm_names, p)}}
+                for i, p in zip(idx, probs)]
 
 
 def load_router(path: str | Path) -> LoadedRouter:

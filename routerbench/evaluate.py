@@ -73,7 +73,7 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
     if x is not None:
         choice, _ = router.route_features(x)
     else:
-        choice = np.array([r["index"] for r in router.route(sub.texts)])
+        choice = router.route_texts(sub.texts)[0]
     metrics = {"router": type(router.model).__name__, "checkpoint": str(ckpt)}
     all_rows = np.arange(len(sub))
     metrics.update(evaluate_rows(sub, all_rows, choice))

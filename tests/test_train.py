@@ -36,6 +36,9 @@ def test_trainable_text_encoder_path(tmp_path):
     assert r.model.text_encoder is not None
     out = r.route(["solve for x", "a poem"])
     assert len(out) == 2 and out == r.route(["solve for x", "a poem"])
+    idx, probs = r.route_texts(["solve for x", "a poem"], batch_size=1)  # the arrays route() is built from
+    assert [o["index"] for o in out] == idx.tolist() and probs.shape == (2, len(r.llm_names))
+    assert [list(o["probs"].values()) for o in out] == [[round(float(v), 6) for v in p] for p in probs]
 
 
 def test_wandb_offline_run(tmp_path):
