@@ -2,7 +2,8 @@
 
 tests/test_experiments.py smoke-runs the ablation and reproduction studies in the default run;
 here every other study in experiments/ runs whole (every variant, one seed, 4 steps), and the
-cost-curve and onboarding scripts run end to end on what those runs wrote.
+cost-curve and onboarding scripts run end to end on what those runs wrote, and the selection-bias
+script is checked against a plain fit.
 """
 
 import os
@@ -109,3 +110,32 @@ def test_task_level_bound_script():
                          cwd=project_root())
     assert res.returncode == 0, res.stderr[-2000:]
     assert "87.94% at 5.003e-03" in res.stdout and "within 5% of its cost" in res.stdout
+
+
+@pytest.mark.slow
+def test_selection_bias_script_leaves_training_unchanged(tmp_path):
+    """experiments/selection_bias.py evaluates test and validation between steps, outside
+    Lightning's validation loop, so its training is the plain fit's: its pick at the run's own
+    validation cadence scores on test exactly what the plain fit's best.ckpt scores (an extra
+    Lightning validation would draw RouterDC's sample-sample negatives and shift the run)."""
+    import importlib.util
+    import json
+
+    from routerbench.config import compose
+    from routerbench.train import fit
+
+    spec = importlib.util.spec_from_file_location("selection_bias", EXP / "selection_bias.py")
+    sb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sb)
+    over = TINY + ["router=routerdc", "trainer.max_steps=12", "trainer.val_every_n_steps=4", f"cache_dir={tmp_path / 'c'}"]
+    plain = fit(compose(over + ["seed=0", f"output_dir={tmp_path / 'plain'}"]))
+    run = sb.run_seed(over, 0, 2, tmp_path / "sb")
+    assert [s["step"] for s in run["steps"]] == list(range(2, 13, 2)) and run["val_every"] == 4
+    summary = sb.summarize([run], 2)
+    own = summary["validation, every 4 steps (the framework's own choice, best.ckpt)"]
+    assert own["id_avg"][0] == pytest.approx(plain["id_avg"]) and own["ood_avg"][0] == pytest.approx(plain["ood_avg"])
+    assert own["val_avg"][0] == pytest.approx(100 * plain["best_val_score"])
+    test_rule = summary["ID test average, every 2 steps (the official script)"]
+    assert test_rule["id_avg"][0] == max(s["id_avg"] for s in run["steps"])
+    md = sb.table_md(summary, [run], "cmd", 2)
+    assert "Choosing on the ID test average instead of validation (best.ckpt) adds" in md and json.dumps(run)

@@ -249,14 +249,25 @@ def test_compete_target_and_group_choice_by_hand():
     util = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
     groups = np.array([0, 1, 1])
     v = np.array([1.0, 1.0, 0.0])  # the new LLM's utility
-    # group 1: the router picks LLM 2 on q0 (0.3 > 0.1), LLM 1 on q1 (0.5), LLM 2 on q2 (0.6)
-    target = TwoStageRouter._compete_target(sims, util, groups == 1, v, margin=0.5, eps=0.02)
+    kept = np.array([[0], [1], [1]])  # stage 1 keeps one group: q0 -> group 0, q1 and q2 -> group 1
+    # joining group 1, it competes with the member the router picks: LLM 2 on q0 (0.3 > 0.1; group 1 is
+    # not kept there, so that target cannot matter), LLM 1 on q1 (0.5), LLM 2 on q2 (0.6)
+    target = TwoStageRouter._compete_target(sims, util, groups, kept, 1, v, margin=0.5, eps=0.02)
     np.testing.assert_allclose(target, [0.3 + 0.5 * 1 - 0.02, 0.5 + 0.5 * 1 - 0.02, 0.6 + 0.5 * -1 - 0.02])
-    # stage 1 sends q0 to group 0, q1 and q2 to group 1: gains 0 in group 0 (LLM 0 already earns 1),
-    # 1 in group 1 (q1: 1 - 0) -> group 1, even though the nearest group by features says 0
-    assert TwoStageRouter._best_group(sims, util, groups, np.array([0, 1, 1]), v, nearest=0) == 1
+    # gains 0 in group 0 (LLM 0 already earns 1 on q0), 1 in group 1 (q1: 1 - 0) -> group 1, even
+    # though the nearest group by features says 0
+    assert TwoStageRouter._best_group(sims, util, groups, kept, v, nearest=0) == 1
     # no gain anywhere -> the nearest group
-    assert TwoStageRouter._best_group(sims, util, groups, np.array([0, 1, 1]), np.zeros(3), nearest=0) == 0
+    assert TwoStageRouter._best_group(sims, util, groups, kept, np.zeros(3), nearest=0) == 0
+    # stage 1 keeps both groups: the competitor is the router's pick over all LLMs, LLM 0 on q0 (0.9),
+    # LLM 1 on q1, LLM 2 on q2, whichever group the new LLM joins
+    both = np.array([[0, 1]] * 3)
+    for g in (0, 1):
+        target = TwoStageRouter._compete_target(sims, util, groups, both, g, v, margin=0.5, eps=0.02)
+        np.testing.assert_allclose(target, [0.9 + 0.5 * 0 - 0.02, 0.5 + 0.5 * 1 - 0.02, 0.6 + 0.5 * -1 - 0.02])
+    # every group is kept, so its gain is the same in both (1, on q1): the nearest group
+    assert TwoStageRouter._best_group(sims, util, groups, both, v, nearest=0) == 0
+    assert TwoStageRouter._best_group(sims, util, groups, both, v, nearest=1) == 1
 
 
 def test_multilabel_adds_an_llm_with_one_output_unit():

@@ -92,12 +92,13 @@ class TwoStageRouter(BaseRouter):
         ridge: ridge strength of the new-LLM embedding solve.
         onboard_calibration: what a new LLM's cosine to the probe queries is fitted to
             (``projection: query`` only): ``projection`` = eq. 7's prediction ``(v - b) / a``;
-            ``compete`` = the cosine of the group-mate the router picks on that query, raised or
-            lowered by how much more (less) utility the new LLM earns there, so it takes the
-            queries where it beats the current choice (the contrastive losses leave each LLM's
-            cosines inflated where it is chosen, which eq. 7's calibration does not see); it then
-            joins the group where it adds the most utility on the probe queries stage 1 sends
-            there (the nearest group by features when it adds none, and always with ``projection``).
+            ``compete`` = the cosine of the LLM the router picks on that query (among the groups
+            stage 1 keeps there), raised or lowered by how much more (less) utility the new LLM
+            earns there, so it takes the queries where it beats the current choice (the
+            contrastive losses leave each LLM's cosines inflated where it is chosen, which eq. 7's
+            calibration does not see); it then joins the group where it adds the most utility on
+            the probe queries where stage 1 keeps that group (the nearest group by features when it
+            adds none, or the same in every group, and always with ``projection``).
         proj_dim: size of the query / LLM / group embeddings.
         hidden_dim: hidden width of the query head (0: linear).
         dropout: dropout in the query head.
@@ -283,39 +284,45 @@ class TwoStageRouter(BaseRouter):
                 sims = (zq.float() @ F.normalize(self.llm_embeddings, dim=-1).T).numpy()
                 util = llm_utility(torch.as_tensor(np.concatenate([old_credit, new_credit], 1)),
                                    torch.cat([self.llm_cost.double(), torch.as_tensor(new_cost)]), h.cost_rate).numpy()
-                stage1 = (zq.float() @ F.normalize(self.group_embeddings, dim=-1).T).argmax(1).numpy()
-                new_groups = np.array([self._best_group(sims, util[:, :t], groups, stage1, util[:, t + j], g0)
+                gsim = zq.float() @ F.normalize(self.group_embeddings, dim=-1).T
+                kept = gsim.topk(h.top_groups, dim=-1).indices.numpy()  # stage 1's groups per probe query
+                new_groups = np.array([self._best_group(sims, util[:, :t], groups, kept, util[:, t + j], g0)
                                        for j, g0 in enumerate(new_groups)])
                 target = torch.as_tensor(np.stack([
-                    self._compete_target(sims, util[:, :t], groups == g, util[:, t + j])
+                    self._compete_target(sims, util[:, :t], groups, kept, g, util[:, t + j])
                     for j, g in enumerate(new_groups)], 1), dtype=torch.float32)
                 scale, bias = 1.0, 0.0
             emb = self._refine(emb.float(), zq.float(), target, scale, bias, refine_steps)
         return self._extended(names, emb.float(), new_groups, new_cost, new_credit, probe_cols)
 
     @staticmethod
-    def _picked_mate(sims, members) -> np.ndarray:
-        """Per probe query, the member LLM with the highest cos (the one stage 2 picks there) [n]."""
-        idx = np.flatnonzero(members)
-        return idx[sims[:, idx].argmax(1)]
+    def _competitor(sims, groups, kept, g) -> np.ndarray:
+        """Per probe query, the LLM a new member of group ``g`` competes with [n]: where stage 1
+        keeps ``g`` (``kept`` [n, top_groups]), the LLM stage 2 picks among every kept group's
+        members; elsewhere (the new LLM cannot be picked there), the member of ``g`` it would pick."""
+        allowed = (groups[None, :, None] == kept[:, None, :]).any(-1)  # [n, T]
+        eligible = (kept == g).any(1)
+        allowed = np.where(eligible[:, None], allowed, groups[None, :] == g)
+        return np.where(allowed, sims, -np.inf).argmax(1)
 
     @staticmethod
-    def _best_group(sims, util, groups, stage1, v, nearest) -> int:
-        """The group where the new LLM would add the most utility on the probe queries that stage 1
-        sends there (over the mate the router picks on each); no gain anywhere = the nearest group."""
+    def _best_group(sims, util, groups, kept, v, nearest) -> int:
+        """The group where the new LLM would add the most utility on the probe queries where stage
+        1 keeps that group (over the LLM the router picks on each); the nearest group when it adds
+        none anywhere or the same everywhere (every group kept)."""
         gains = []
         for g in range(int(groups.max()) + 1):
-            q = np.flatnonzero(stage1 == g)
-            cur = TwoStageRouter._picked_mate(sims, groups == g)[q]
+            q = np.flatnonzero((kept == g).any(1))
+            cur = TwoStageRouter._competitor(sims, groups, kept, g)[q]
             gains.append(np.clip(v[q] - util[q, cur], 0, None).sum() if len(q) else 0.0)
-        return int(np.argmax(gains)) if max(gains) > 0 else int(nearest)
+        return int(np.argmax(gains)) if max(gains) > 0 and not np.allclose(gains, gains[0]) else int(nearest)
 
     @staticmethod
-    def _compete_target(sims, util, members, v, margin: float = 0.5, eps: float = 0.02) -> np.ndarray:
-        """Target cos of a new LLM on the probe queries: the cos of the group-mate the router
-        picks there, plus ``margin`` x (the new LLM's utility - that mate's), minus ``eps``
-        (a tie keeps the current choice). It should win exactly where it earns more."""
-        cur = TwoStageRouter._picked_mate(sims, members)
+    def _compete_target(sims, util, groups, kept, g, v, margin: float = 0.5, eps: float = 0.02) -> np.ndarray:
+        """Target cos of a new LLM of group ``g`` on the probe queries: the cos of the LLM the router
+        picks there (``_competitor``), plus ``margin`` x (the new LLM's utility - that LLM's), minus
+        ``eps`` (a tie keeps the current choice). It should win exactly where it earns more."""
+        cur = TwoStageRouter._competitor(sims, groups, kept, g)
         rows = np.arange(len(v))
         return sims[rows, cur] + margin * (v - util[rows, cur]) - eps
 
