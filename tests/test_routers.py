@@ -50,6 +50,24 @@ def test_checkpoint_round_trip_routes_deterministically(fitted):
         assert set(r["probs"]) == set(llms)
 
 
+def test_route_command_on_every_router(fitted, tmp_path):
+    """``routerbench route`` on each router's checkpoint (RouterDC's included) routes new
+    questions as the Python API does."""
+    import json
+
+    from routerbench.cli import main
+
+    name, run, metrics = fitted
+    texts = ["a question about algebra and equations", "who was the king in 1066"]
+    (tmp_path / "q.txt").write_text("\n".join(texts) + "\n")
+    ckpt = run / "checkpoints" / "best.ckpt"
+    assert main(["route", str(ckpt), str(tmp_path / "q.txt"), "-o", str(tmp_path / "o.jsonl")]) == 0
+    out = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    api = load_router(ckpt).route(texts)
+    assert [o["question"] for o in out] == texts
+    assert [o["llm"] for o in out] == [r["llm"] for r in api] and [o["index"] for o in out] == [r["index"] for r in api]
+
+
 def test_checkpoint_reproduces_test_metrics(fitted):
     """The reloaded checkpoint gives the run's own test numbers (state is all in the checkpoint)."""
     from routerbench.evaluate import test_checkpoint
