@@ -62,11 +62,8 @@ RESULT_FIGURES = {
     "cost_routerbench": [("curve_seed0/curve.png", "Cost-quality curves on the RouterBench test rows (seed 0): "
                           "each router's trade-off, every single LLM, the oracle; left linear cost, right log")],
 }
-_FIRST_256 = ("**Caveat (session 5):** these runs used `encoder=minilm`, which keeps the first 256 tokens of each "
-              "prompt, so every ARC-Challenge and every Winogrande query was embedded as the same text "
-              "(docs/results_notes.md, \"Cost-aware routing\"). They were not rerun with `encoder=minilm_left`.")
-# a line shown under a section's title, whether its table is fresh or kept
-CAVEATS = {"two_stage_tune": _FIRST_256, "two_stage_tune2": _FIRST_256}
+# a line shown under a section's title, whether its table is fresh or kept, e.g. a known defect of its runs
+CAVEATS: dict[str, str] = {}
 BENCH = "docs/bench_reproduce.md"  # the reproduction benchmark, quoted in the reproduce section
 
 INTRO = """# Results

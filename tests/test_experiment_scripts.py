@@ -68,6 +68,15 @@ def test_cost_curves_script_on_the_cost_study(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     text = (out / "predictability.md").read_text()
     assert "Within-task AUC of Multi-label_argmax" in text and "| 0.99 |" in text
+    # experiments/val_aiq.py ranks two of the runs by validation AIQ, each against the same zero router
+    cks = [str(out / v / "seed0" / "checkpoints" / "best.ckpt") for v in ("Multi-label_argmax", "kNN_k_10")]
+    res = subprocess.run([sys.executable, str(EXP / "val_aiq.py"), "--out", str(tmp_path / "v.md"), *cks],
+                         capture_output=True, text=True, cwd=project_root(),
+                         env={**os.environ, "ROUTERBENCH_CACHE": str(tmp_path / "cache")})
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = [line for line in (tmp_path / "v.md").read_text().splitlines() if line.startswith("| ") and "checkpoint" not in line]
+    assert sorted(r.split(" | ")[0][2:] for r in rows) == ["Multi-label_argmax", "kNN_k_10"]
+    assert len({r.split(" | ")[2] for r in rows}) == 1 and "Command: `python experiments/val_aiq.py" in (tmp_path / "v.md").read_text()
 
 
 @pytest.mark.slow
