@@ -241,10 +241,8 @@ def checkpoint_data(ckpt, prices: dict | None = None):
     if router.model.text_encoder is None:
         x = cached_encode(router.encoder, texts, cache_dir(cfg) / "embeddings", progress=bool(cfg.get("progress", True)))
         own, conf = router.route_features(x)
-    else:
-        res = router.route(texts)
-        own = np.array([r["index"] for r in res])
-        conf = np.array([[r["probs"][m] for m in router.llm_names] for r in res])
+    else:  # a fine-tuned text encoder: the checkpoint encodes the texts itself
+        own, conf = router.route_texts(texts, progress=bool(cfg.get("progress", True)))
     credit = np.nan_to_num(table.credit().astype(np.float64))
     tidx = table.task_index
     names = table.task_names

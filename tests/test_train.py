@@ -39,6 +39,15 @@ def test_trainable_text_encoder_path(tmp_path):
     idx, probs = r.route_texts(["solve for x", "a poem"], batch_size=1)  # the arrays route() is built from
     assert [o["index"] for o in out] == idx.tolist() and probs.shape == (2, len(r.llm_names))
     assert [list(o["probs"].values()) for o in out] == [[round(float(v), 6) for v in p] for p in probs]
+    # the cost curves read such a checkpoint's own routing: the same test routing as the run's report
+    import numpy as np
+
+    from routerbench.curves import checkpoint_data
+
+    data, conf_val, conf_test, own_val, own_test = checkpoint_data(tmp_path / "run" / "checkpoints" / "best.ckpt")
+    assert conf_test.shape == (len(own_test), len(r.llm_names)) and (conf_test.argmax(1) == own_test).all()
+    shares = np.bincount(own_test, minlength=len(r.llm_names)) / len(own_test)
+    assert shares == pytest.approx([m["routed"][name] for name in r.llm_names], abs=1e-9)
 
 
 def test_wandb_offline_run(tmp_path):
