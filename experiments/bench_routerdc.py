@@ -12,6 +12,8 @@ RouterDC on a batch of 64 real training questions (max length 256), after one wa
 (d) memoized steps training the top 2 and top 3 layers (mean pooling, dropout 0, as
 experiments/routerdc_partial_ft.yaml), each batch as it comes and as 8 length-sorted parts
 (``length_buckets``), on 3 real batches after a first pass filled the memo.
+(e) ``whole``: steps fine-tuning all of MiniLM (embeddings and every layer, no memo) with the
+batch in 8 length-sorted parts, on new batches after a warm-up step.
 """
 
 import argparse
@@ -87,7 +89,17 @@ def bench_buckets(layers: int, buckets: int, steps: int = 3) -> float:
     return sum(_step(router, opt, b) for b in batches) / steps
 
 
-MEASURES = ("frozen", "finetune", "memo", "buckets")
+def bench_whole(buckets: int, steps: int = 3) -> float:
+    """Mean seconds per step fine-tuning all of MiniLM (mean pooling, dropout 0, as the partial
+    fine-tuning studies), batches in ``buckets`` length-sorted parts, new batches, after a warm-up step."""
+    router, opt, it = _finetune_setup({"trainable_layers": None, "pooling": "mean", "dropout": 0.0,
+                                       "length_buckets": buckets})
+    router.train()
+    times = [_step(router, opt, next(it)) for _ in range(steps + 1)]
+    return sum(times[1:]) / steps
+
+
+MEASURES = ("frozen", "finetune", "memo", "buckets", "whole")
 
 
 def main() -> None:
@@ -112,6 +124,9 @@ def main() -> None:
         rows += [f"| one memoized step, top {k} layers (mean pooling, dropout 0), "
                  f"{'batch as it comes' if b == 1 else f'{b} length-sorted parts'} | {bench_buckets(k, b, args.steps):.2f} s |"
                  for k in (2, 3) for b in (1, 8)]
+    if "whole" in args.measure:
+        rows.append("| one step fine-tuning all of MiniLM (mean pooling, dropout 0), 8 length-sorted parts "
+                    f"| {bench_whole(8, args.steps):.2f} s |")
     text = "\n".join([
         "| measurement | time |", "|---|---|", *rows,
         "", f"Command: `python {' '.join(sys.argv)}`. Machine: {machine_name()}, torch {torch.__version__}, "
