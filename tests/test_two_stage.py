@@ -102,6 +102,26 @@ def test_added_llm_changes_routing_only_where_it_wins():
     assert r.hparams.num_llms == 2 and r.llm_embeddings.shape[0] == 2
 
 
+def test_compete_tie_decides_who_takes_the_queries_both_get_right():
+    """gen is right everywhere; the new LLM is right on task A only. On A they tie: a positive
+    ``tie`` keeps gen there, a negative one gives A to the new LLM; on B gen keeps it either way.
+    (The default, 0.02, is a nudge: on this toy the fitted cosines scatter by more than that.)"""
+    rng = np.random.default_rng(1)
+    r = _hand_router()
+    xp, tp = _queries(30, rng)
+    old = np.tile([1.0, 0.0], (len(tp), 1))
+    v = (tp == "A").astype(float)[:, None]
+    x, t = _queries(50, rng)
+    share = {}
+    for tie in (0.2, -0.2):
+        new = r.add_llms(["spec"], v, old, tp, [0.0], probe_x=xp, calibration="compete", tie=tie)
+        with torch.no_grad():
+            to_new = (new.route(new({"x": torch.as_tensor(x)})) == 2).numpy()
+        share[tie] = to_new[t == "A"].mean(), to_new[t == "B"].mean()
+    assert share[0.2][0] < 0.1 and share[-0.2][0] > 0.9
+    assert share[0.2][1] == 0 and share[-0.2][1] == 0
+
+
 def test_add_llms_warns_when_stage_1_keeps_fewer_groups(caplog):
     rng = np.random.default_rng(0)
     r = TwoStageRouter(num_llms=2, embed_dim=4, llm_names=["a", "b"], num_groups=2, top_groups=1, probe_size=8,

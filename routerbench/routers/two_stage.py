@@ -225,7 +225,7 @@ class TwoStageRouter(BaseRouter):
     # ---- adding LLMs without retraining -------------------------------------------------------
     @torch.no_grad()
     def add_llms(self, names: list[str], new_credit, old_credit, task, new_cost, probe_x=None, probe_cols=None,
-                 refine_steps: int = 300, calibration: str | None = None) -> "TwoStageRouter":
+                 refine_steps: int = 300, calibration: str | None = None, tie: float = 0.02) -> "TwoStageRouter":
         """A copy of this router that also routes to ``names``, from their probe-set credit.
 
         Args:
@@ -238,6 +238,8 @@ class TwoStageRouter(BaseRouter):
             probe_cols: the probe queries' columns in the training probe set [n] (``projection: free``).
             refine_steps: gradient steps refining a ``query`` embedding after the closed form.
             calibration: ``compete`` or ``projection`` for this call (default: ``onboard_calibration``).
+            tie: with ``compete``, how far below the picked LLM's cos the target sits where the two
+                earn the same (0.02: a tie keeps the current choice; negative: a tie goes to the new LLM).
 
         Returns:
             A new ``TwoStageRouter`` with T + k LLMs (the new ones last); this one is unchanged.
@@ -289,7 +291,7 @@ class TwoStageRouter(BaseRouter):
                 new_groups = np.array([self._best_group(sims, util[:, :t], groups, kept, util[:, t + j], g0)
                                        for j, g0 in enumerate(new_groups)])
                 target = torch.as_tensor(np.stack([
-                    self._compete_target(sims, util[:, :t], groups, kept, g, util[:, t + j])
+                    self._compete_target(sims, util[:, :t], groups, kept, g, util[:, t + j], eps=tie)
                     for j, g in enumerate(new_groups)], 1), dtype=torch.float32)
                 scale, bias = 1.0, 0.0
             emb = self._refine(emb.float(), zq.float(), target, scale, bias, refine_steps)
