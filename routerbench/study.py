@@ -12,7 +12,8 @@ A study file (``experiments/*.yaml``)::
     axis: {name: "K+", key: router.k_pos}         # optional: an ablation axis (see below)
 
 ``routerbench study FILE [overrides...]`` runs every (variant, seed) not already finished (a run
-is finished when its ``metrics.json`` exists, so an interrupted study resumes; ``--variant NAME``,
+is finished when its ``metrics.json`` exists, so an interrupted study resumes, and a run
+interrupted mid-training goes on from its ``last.ckpt`` as ``resume=last`` does; ``--variant NAME``,
 repeatable, fits only those variants, e.g. one added to a study whose other runs live on another
 machine), then writes
 ``table.md`` (mean±std over seeds, per task, ID/OOD averages, cost, baselines of the first run)
@@ -120,9 +121,12 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
             if (run / "metrics.json").exists():
                 log.info("study %s: %s seed %s already done", spec["name"], variant, seed)
                 continue
+            # an interrupted run (a last.ckpt, no metrics.json) goes on from its last validation
+            resume = ["resume=last"] if (run / "checkpoints" / "last.ckpt").exists() else []
             cfg = compose(list(spec["common"]) + list(overrides or []) + list(extra)
-                          + [f"seed={seed}", f"output_dir={run}"])
-            log.info("study %s: %s seed %s", spec["name"], variant, seed)
+                          + [f"seed={seed}", f"output_dir={run}"] + resume)
+            log.info("study %s: %s seed %s%s", spec["name"], variant, seed,
+                     " (resumed from its last.ckpt)" if resume else "")
             t_run = time.time()
             fit(cfg)
             timings[f"{_slug(variant)}/seed{seed}"] = round(time.time() - t_run, 2)

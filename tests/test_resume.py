@@ -108,3 +108,26 @@ def test_two_shards_make_the_one_process_batches():
     assert len(one) == len(shards[0]) == len(shards[1]) == 3
     for g, s0, s1 in zip(one, *shards):
         assert g == s0 + s1
+
+
+def test_study_resumes_an_interrupted_run_from_its_last_checkpoint(tmp_path, monkeypatch, caplog):
+    """A study whose run was killed mid-training goes on from last.ckpt (not from step 0) and ends
+    as the uninterrupted run."""
+    import logging
+
+    from routerbench.study import run_study
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nseeds: [0]\ncommon: []\nvariants:\n  a: []\n")
+    extra = FAST + [f"cache_dir={tmp_path / 'cache'}"]
+    full = train.fit(compose(extra + ["seed=0", f"output_dir={tmp_path / 'full'}"]))
+    run = tmp_path / "out" / "a" / "seed0"
+    _fit_killed(compose(extra + ["seed=0", f"output_dir={run}"]), 130, monkeypatch)
+    started = []
+    fit = train.fit
+    monkeypatch.setattr(train, "fit", lambda cfg: started.append(cfg.get("resume")) or fit(cfg))
+    with caplog.at_level(logging.INFO, logger="routerbench"):
+        run_study(spec, extra, output_dir=tmp_path / "out")
+    assert started == ["last"] and "resumed from its last.ckpt" in caplog.text
+    again = json.loads((run / "metrics.json").read_text())
+    assert again["global_step"] == 200 and again["val"] == full["val"] and again["tasks"] == full["tasks"]
