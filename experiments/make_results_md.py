@@ -35,6 +35,7 @@ SECTIONS = [
     ("routerdc_tune3", "RouterDC tuning round 3 (issue 4: longer training, all rows, deeper head; 3 seeds)"),
     ("routerdc_partial_ft", "RouterDC with MiniLM's top 1 or 2 layers fine-tuned (issue 4: partial fine-tuning; 3 seeds)"),
     ("routerdc_partial_ft3", "RouterDC with MiniLM's top 3 or 4 layers fine-tuned (issue 4, sessions 5-6; 3 seeds)"),
+    ("routerdc_full_ft", "RouterDC with all of MiniLM fine-tuned (issue 4, session 7; 3 seeds)"),
     ("selection_bias", "RouterDC (frozen MiniLM, lr 2e-4): checkpoints chosen on validation against the official script's choice on test (issue 4, session 7; a diagnostic, not a result), 5 seeds"),
     ("selection_bias_official", "RouterDC at the official lr 5e-5: checkpoints chosen on validation against the official script's choice on test (issue 4, session 7; a diagnostic), 5 seeds"),
     ("two_stage_tune", "Two-stage router tuning on RouterBench, round 1 (seed 0; validation only)"),
