@@ -142,7 +142,8 @@ def main() -> None:
             parts.append((old if note in old else f"{note}\n\n{old}") + "\n")
             continue
         else:
-            parts.append(f"(not run yet: `routerbench study experiments/{name}.yaml`)\n")
+            parts.append(f"(not run yet, or not every run finished: `routerbench study experiments/{name}.yaml` "
+                         f"writes the table when they are)\n")
         plot = Path(args.results) / name / "ablation.png"
         if plot.exists():
             figures.mkdir(parents=True, exist_ok=True)
