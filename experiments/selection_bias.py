@@ -93,12 +93,16 @@ def pick(steps: list[dict], key: str, cadence: int | None = None) -> dict:
     return max(pool, key=lambda s: (s[key], -s["step"]))
 
 
+OWN = "validation, every {} steps (the framework's own choice, best.ckpt)"  # .format(the run's val_every_n_steps)
+OFFICIAL = "ID test average, every {} steps (the official script)"  # .format(--every)
+
+
 def summarize(per_seed: list[dict], every: int) -> dict:
     val_every = per_seed[0]["val_every"]
     rules = {
         f"validation, every {every} steps": lambda st: pick(st, "val_avg"),
-        f"validation, every {val_every} steps (the framework's own choice, best.ckpt)": lambda st: pick(st, "val_avg", val_every),
-        f"ID test average, every {every} steps (the official script)": lambda st: pick(st, "id_avg"),
+        OWN.format(val_every): lambda st: pick(st, "val_avg", val_every),
+        OFFICIAL.format(every): lambda st: pick(st, "id_avg"),
         "last step": lambda st: st[-1],
     }
     out = {}
@@ -125,8 +129,7 @@ def table_md(summary: dict, per_seed: list[dict], cmd: str, every: int) -> str:
     for name, r in summary.items():
         lines.append(f"| {name} | {' / '.join(map(str, r['steps']))} | {ms(r['val_avg'])} | {ms(r['id_avg'])} | "
                      f"{ms(r['ood_avg'])} |")
-    val = next(r for name, r in summary.items() if name.endswith("(the framework's own choice, best.ckpt)"))
-    test = summary[f"ID test average, every {every} steps (the official script)"]
+    val, test = summary[OWN.format(per_seed[0]["val_every"])], summary[OFFICIAL.format(every)]
     d_id = np.array(test["id_avg"]) - np.array(val["id_avg"])
     d_ood = np.array(test["ood_avg"]) - np.array(val["ood_avg"])
     lines += ["", f"Choosing on the ID test average instead of validation (best.ckpt) adds {d_id.mean():+.2f} ID "
