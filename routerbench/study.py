@@ -133,7 +133,7 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
     if timings:
         (out / "timings.json").write_text(json.dumps(timings, indent=2))
     runs = collect(spec, out)
-    write_study_table(spec, out, time.time() - t0 if timings else None, extra, runs)
+    write_study_table(spec, out, time.time() - t0 if timings else None, extra, runs, fitted=len(timings))
     if spec.get("axis"):
         write_ablation_plot(spec, out, extra, runs)
     return out
@@ -186,10 +186,25 @@ def _fmt_val(ms: list[dict]) -> str:
     return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}"
 
 
-def write_study_table(spec: dict, out: Path, seconds: float | None, extra=(), runs: dict | None = None) -> str:
+def _timing_line(runs: dict, seconds: float | None, fitted: int | None) -> str:
+    """How long the table's runs took: this invocation's wall time, and the runs' summed training
+    time when some or all of them were fitted by earlier invocations."""
+    total = sum(len(ms) for ms in runs.values())
+    summed = f"{sum(m.get('train_seconds') or 0 for ms in runs.values() for m in ms):.0f} s"
+    if seconds is None:
+        return f"Every run was already finished (this invocation re-tabulated); summed training time of the runs: {summed}."
+    if fitted is not None and fitted < total:
+        return (f"Wall time of this invocation: {seconds:.0f} s, fitting {fitted} of the {total} runs (earlier "
+                f"invocations fitted the others); summed training time of all {total}: {summed}.")
+    return f"Wall time of this invocation: {seconds:.0f} s."
+
+
+def write_study_table(spec: dict, out: Path, seconds: float | None, extra=(), runs: dict | None = None,
+                      fitted: int | None = None) -> str:
     """table.md and summary.json of a study from its finished runs (``seconds`` None: this
     invocation fitted nothing, so the table gives the runs' summed training time instead;
-    ``runs``: ``collect(spec, out)`` when the caller has it)."""
+    ``runs``: ``collect(spec, out)`` when the caller has it; ``fitted``: how many runs this
+    invocation fitted, named beside its wall time when earlier invocations fitted the others)."""
     runs = collect(spec, out) if runs is None else runs
     if not runs:
         return ""
@@ -204,10 +219,7 @@ def write_study_table(spec: dict, out: Path, seconds: float | None, extra=(), ru
         f"Routed score in % (test split), mean ± std over seeds {seeds}; baselines from seed {seeds[0]}",
         "(the best single LLM is chosen on validation; upper bounds use test labels).", "",
         comparison_table(rows, first), "",
-        f"Command: `{cmd}`. Machine: {machine_name()}. " + (
-            f"Wall time of this invocation: {seconds:.0f} s." if seconds is not None else
-            "Every run was already finished (this invocation re-tabulated); summed training time of the runs: "
-            f"{sum(m.get('train_seconds') or 0 for ms in runs.values() for m in ms):.0f} s."),
+        f"Command: `{cmd}`. Machine: {machine_name()}. " + _timing_line(runs, seconds, fitted),
         "",
     ])
     ranked = sorted(runs.items(), key=lambda kv: -np.mean(_val_avgs(kv[1])))

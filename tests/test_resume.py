@@ -131,3 +131,15 @@ def test_study_resumes_an_interrupted_run_from_its_last_checkpoint(tmp_path, mon
     assert started == ["last"] and "resumed from its last.ckpt" in caplog.text
     again = json.loads((run / "metrics.json").read_text())
     assert again["global_step"] == 200 and again["val"] == full["val"] and again["tasks"] == full["tasks"]
+
+
+def test_study_table_says_which_runs_its_wall_time_covers():
+    """A study resumed after some runs finished names how many runs its wall time covers and the
+    summed training time of all of them; a re-tabulation gives only the summed time."""
+    from routerbench.study import _timing_line
+
+    runs = {"a": [{"train_seconds": 100.0}, {"train_seconds": 50.0}], "b": [{"train_seconds": 25.0}]}
+    assert _timing_line(runs, 60.0, 3) == "Wall time of this invocation: 60 s."
+    part = _timing_line(runs, 60.0, 1)
+    assert "60 s, fitting 1 of the 3 runs" in part and "summed training time of all 3: 175 s" in part
+    assert _timing_line(runs, None, 0).endswith("summed training time of the runs: 175 s.")
