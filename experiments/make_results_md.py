@@ -80,6 +80,10 @@ reproduce the paper's Tables 1 and 2 exactly (tests/test_realdata.py asserts it)
 Paper (RouterDC, Tables 1-2; ID avg / OOD avg): RouterDC 58.54 / 45.85, LoraRetriever
 (clustering) 55.77 / 43.50, CosineClassifier 54.22 / 41.07, ZOOTER 53.97 / 40.16, Voting
 54.37 / 43.04; best single LLM (dolphin-2.9-llama3-8b) 54.56 / 43.95.
+
+Where the goals stand, with the evidence, is in the reading notes at the end: "Against the goal"
+under "Reading the RouterDC numbers" (RouterDC against the paper), and "Against the goals" under
+"Cost-aware routing on RouterBench (issue 6)" (cost, AIQ, onboarding).
 """
 
 
