@@ -59,12 +59,17 @@ def _step(router, opt, batch) -> float:
     return time.time() - t0
 
 
-def bench_finetune(steps: int = 3) -> float:
-    """Mean seconds per step fine-tuning all of MiniLM, new batches, after one warm-up step."""
-    router, opt, it = _finetune_setup({"trainable_layers": None})
+def _new_batch_steps(text_encoder: dict, steps: int) -> float:
+    """Mean seconds per step fine-tuning ``text_encoder`` on new batches, after one warm-up step."""
+    router, opt, it = _finetune_setup(text_encoder)
     router.train()
     times = [_step(router, opt, next(it)) for _ in range(steps + 1)]
     return sum(times[1:]) / steps
+
+
+def bench_finetune(steps: int = 3) -> float:
+    """Mean seconds per step fine-tuning all of MiniLM, new batches, after one warm-up step."""
+    return _new_batch_steps({"trainable_layers": None}, steps)
 
 
 def bench_memo(steps: int = 3) -> float:
@@ -92,11 +97,8 @@ def bench_buckets(layers: int, buckets: int, steps: int = 3) -> float:
 def bench_whole(buckets: int, steps: int = 3) -> float:
     """Mean seconds per step fine-tuning all of MiniLM (mean pooling, dropout 0, as the partial
     fine-tuning studies), batches in ``buckets`` length-sorted parts, new batches, after a warm-up step."""
-    router, opt, it = _finetune_setup({"trainable_layers": None, "pooling": "mean", "dropout": 0.0,
-                                       "length_buckets": buckets})
-    router.train()
-    times = [_step(router, opt, next(it)) for _ in range(steps + 1)]
-    return sum(times[1:]) / steps
+    return _new_batch_steps({"trainable_layers": None, "pooling": "mean", "dropout": 0.0, "length_buckets": buckets},
+                            steps)
 
 
 MEASURES = ("frozen", "finetune", "memo", "buckets", "whole")
