@@ -133,7 +133,7 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
     if timings:
         (out / "timings.json").write_text(json.dumps(timings, indent=2))
     runs = collect(spec, out)
-    write_study_table(spec, out, time.time() - t0 if timings else None, extra, runs, fitted=len(timings))
+    write_study_table(spec, out, time.time() - t0, extra, runs, fitted=len(timings))
     if spec.get("axis"):
         write_ablation_plot(spec, out, extra, runs)
     return out
@@ -186,25 +186,25 @@ def _fmt_val(ms: list[dict]) -> str:
     return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}"
 
 
-def _timing_line(runs: dict, seconds: float | None, fitted: int | None) -> str:
-    """How long the table's runs took: this invocation's wall time, and the runs' summed training
-    time when some or all of them were fitted by earlier invocations."""
+def _timing_line(runs: dict, seconds: float, fitted: int) -> str:
+    """How long the table's runs took: this invocation's wall time (``seconds``), and the runs'
+    summed training time when earlier invocations fitted some or all of them (``fitted`` < all)."""
     total = sum(len(ms) for ms in runs.values())
     summed = f"{sum(m.get('train_seconds') or 0 for ms in runs.values() for m in ms):.0f} s"
-    if seconds is None:
+    if fitted == 0:
         return f"Every run was already finished (this invocation re-tabulated); summed training time of the runs: {summed}."
-    if fitted is not None and fitted < total:
+    if fitted < total:
         return (f"Wall time of this invocation: {seconds:.0f} s, fitting {fitted} of the {total} runs (earlier "
                 f"invocations fitted the others); summed training time of all {total}: {summed}.")
     return f"Wall time of this invocation: {seconds:.0f} s."
 
 
-def write_study_table(spec: dict, out: Path, seconds: float | None, extra=(), runs: dict | None = None,
-                      fitted: int | None = None) -> str:
-    """table.md and summary.json of a study from its finished runs (``seconds`` None: this
-    invocation fitted nothing, so the table gives the runs' summed training time instead;
-    ``runs``: ``collect(spec, out)`` when the caller has it; ``fitted``: how many runs this
-    invocation fitted, named beside its wall time when earlier invocations fitted the others)."""
+def write_study_table(spec: dict, out: Path, seconds: float, extra=(), runs: dict | None = None,
+                      fitted: int = 0) -> str:
+    """table.md and summary.json of a study from its finished runs (``seconds``: this invocation's
+    wall time; ``fitted``: how many runs it fitted, 0 when it only re-tabulated, and the table then
+    gives the runs' summed training time instead; ``runs``: ``collect(spec, out)`` when the caller
+    has it)."""
     runs = collect(spec, out) if runs is None else runs
     if not runs:
         return ""

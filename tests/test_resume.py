@@ -142,4 +142,4 @@ def test_study_table_says_which_runs_its_wall_time_covers():
     assert _timing_line(runs, 60.0, 3) == "Wall time of this invocation: 60 s."
     part = _timing_line(runs, 60.0, 1)
     assert "60 s, fitting 1 of the 3 runs" in part and "summed training time of all 3: 175 s" in part
-    assert _timing_line(runs, None, 0).endswith("summed training time of the runs: 175 s.")
+    assert _timing_line(runs, 5.0, 0).endswith("summed training time of the runs: 175 s.")
