@@ -63,8 +63,6 @@ RESULT_FIGURES = {
     "cost_routerbench": [("curve_seed0/curve.png", "Cost-quality curves on the RouterBench test rows (seed 0): "
                           "each router's trade-off, every single LLM, the oracle; left linear cost, right log")],
 }
-# a line shown under a section's title, whether its table is fresh or kept, e.g. a known defect of its runs
-CAVEATS: dict[str, str] = {}
 BENCH = "docs/bench_reproduce.md"  # the reproduction benchmark, quoted in the reproduce section
 
 INTRO = """# Results
@@ -135,10 +133,6 @@ def main() -> None:
         table = Path(args.results) / name / "table.md"
         parts.append(f"# {title}\n")
         old = before.get(title, "").strip("\n")  # the joins put the blank lines around it back
-        caveat = CAVEATS.get(name)
-        if caveat:  # shown first, whether the table is fresh or kept (a kept section held it already)
-            old = old.replace(caveat, "").strip("\n")
-            parts.append(f"{caveat}\n")
         if table.exists():
             parts.append(table.read_text().replace(f"## {name}\n", "", 1))
         elif old.strip() and "(not run yet" not in old:
