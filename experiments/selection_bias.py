@@ -27,19 +27,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
 
 import lightning as L
 import numpy as np
-import torch
 
 from routerbench.config import compose
 from routerbench.pipeline import prepare
 from routerbench.reporting.run import evaluate_rows, machine_name
-from routerbench.train import RNGState, build_router, make_datamodule, make_trainer, predict
+from routerbench.train import RNGState, build_router, make_datamodule, make_trainer, predict, rng_states, set_rng_states
 
 DEFAULT = ["experiment=routerdc_paper", "router.lr=0.0002"]
 
@@ -59,13 +57,11 @@ class EvalEvery(L.Callback):
         step = int(trainer.global_step)
         if step % self.every or not trainer.is_global_zero or (self.steps and self.steps[-1]["step"] == step):
             return
-        state = torch.get_rng_state(), np.random.get_state(), random.getstate()
+        state = rng_states()
         rows = {"val": self.dm.val_rows, "test": self.dm.test_rows}
         rep = {k: evaluate_rows(self.table, r, predict(pl_module, self.dm, r)[0]) for k, r in rows.items()}
         pl_module.train()
-        torch.set_rng_state(state[0])
-        np.random.set_state(state[1])
-        random.setstate(state[2])
+        set_rng_states(state)
         self.steps.append({
             "step": step, "val_avg": rep["val"]["avg"], "id_avg": rep["test"]["id_avg"],
             "ood_avg": rep["test"]["ood_avg"], "tasks": rep["test"]["tasks"],

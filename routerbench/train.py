@@ -65,6 +65,27 @@ def make_trainer(cfg, run_dir: Path, callbacks=(), logger=None) -> L.Trainer:
     )
 
 
+def rng_states() -> dict:
+    """The global RNG states (torch, CUDA when in use, numpy, random) as tensors and plain tuples,
+    so ``torch.load(weights_only=True)`` reads them; ``set_rng_states`` puts them back."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos,
+             has_gauss, gauss), "random": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_states(s: dict) -> None:
+    """Restore the global RNG states saved by ``rng_states``."""
+    torch.set_rng_state(s["torch"])
+    kind, keys, pos, has_gauss, gauss = s["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    random.setstate(s["random"])
+    if "cuda" in s and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
 class RNGState(L.Callback):
     """Puts the global RNG states (torch, CUDA, numpy, random) into checkpoints and restores them
     when training resumes, so dropout and sampled negatives after a resume are those of an
@@ -75,12 +96,7 @@ class RNGState(L.Callback):
         self._pending = None
 
     def state_dict(self) -> dict:
-        kind, keys, pos, has_gauss, gauss = np.random.get_state()
-        state = {"torch": torch.get_rng_state(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos,
-                 has_gauss, gauss), "random": random.getstate()}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
+        return rng_states()
 
     def load_state_dict(self, state: dict) -> None:
         self._pending = state
@@ -89,12 +105,7 @@ class RNGState(L.Callback):
         if self._pending is None:
             return
         s, self._pending = self._pending, None
-        torch.set_rng_state(s["torch"])
-        kind, keys, pos, has_gauss, gauss = s["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-        random.setstate(s["random"])
-        if "cuda" in s and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(s["cuda"])
+        set_rng_states(s)
 
 
 def build_router(cfg, prep: Prepared, dm_probe: RouterDataModule | None = None) -> BaseRouter:
