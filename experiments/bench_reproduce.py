@@ -133,7 +133,7 @@ def main() -> None:
         "\n".join(lines), "",
         "A run's time is `prepare` (read the score files, split, load the cached embeddings) + "
         "`trainer.fit` (1000 steps, 10 validations; the non-gradient routers fit their index "
-        "instead) + the test/validation report; see docs/studies/reproduce.md.", "",
+        "instead) + the test/validation report; see docs/studies/guide_reproduce.md.", "",
         *([
             "## Where the time goes: torch threads on a shared 2-core machine", "",
             f"The same RouterDC fit (`routerbench fit {' '.join(AB_FIT)}`), run right after the study:", "",

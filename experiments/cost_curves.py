@@ -29,6 +29,7 @@ SWEEPS = {  # name -> run folder (a router trained without a cost term, swept at
     "Multi-label, lambda sweep": "Multi-label_argmax",
     "Multi-label (MiniLM + TF-IDF), lambda sweep": "Multi-label_argmax_MiniLM_TF-IDF",
     "kNN, lambda sweep": "kNN_k_10",
+    "Task-level router, lambda sweep": "Task-level_router_task_classifier_its_best_LLM",
 }
 FAMILIES = {  # name -> run folders whose own routing gives one point each
     "Two-stage, cost rates 0/0.1/0.6/1": ["Two-stage_cost_rate_0", "Two-stage_cost_rate_0.1", "Two-stage_cost_rate_0.6",

@@ -1,15 +1,17 @@
-"""Regenerate docs/results.md from the studies' tables under results/.
+"""Generate the results pages from the studies' committed tables under results/.
 
-    python experiments/make_results_md.py [--results results] [--out docs/results.md]
+    python experiments/make_results_md.py [--results results] [--out docs/results.md] [--check]
 
-Each section is a study's table.md as written by `routerbench study` (it names its command and
-machine); a study whose results/<name>/table.md is absent keeps its section from the previous
-docs/results.md (marked as such: results/ is local and not every checkout has every study), or
-is listed as not run; nothing is filled in by hand. A study
-with an ablation axis also has results/<name>/ablation.png: it is copied to
-docs/figures/<name>.png and shown under its table. Figures already in docs/figures/ (the RouterDC
-t-SNE and routed-LLM plots of experiments/plot_routerdc.py) are shown in their section. Every
-figure's caption is the command and machine stored in the PNG itself (its Description).
+Writes ``docs/results.md`` (one page: the headline table of every router against best single and
+task_level from ``results/reproduce/summary.json``, the goal status from the hand-written
+``docs/results_goals.md``, one line per study with its validation-chosen variant, and links) and
+one page per study, ``docs/studies/<name>.md`` (its ``results/<name>/table.md`` as
+``routerbench study`` wrote it, with its command and machine, its extra tables and figures).
+Nothing is kept from a previous page and nothing is filled in by hand: every page is a function
+of the committed files under ``results/`` and ``docs/``. ``--check`` writes nothing and exits 1
+when a page differs from what they generate (the tests run it). A study with an ablation axis
+also has ``results/<name>/ablation.png``, copied to ``docs/figures/<name>.png`` (not by
+``--check``). Every figure's caption is the command and machine stored in the PNG itself.
 """
 
 import argparse
@@ -18,6 +20,8 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 SECTIONS = [
     ("reproduce", "Tables 1 and 2 reproduced: every router, frozen MiniLM, 3 seeds"),
     ("simple_router", "The spine's simple router (MLP, BCE on credit)"),
@@ -25,24 +29,24 @@ SECTIONS = [
     ("routerdc_tune", "RouterDC tuning round 1 (seed 0; choose on the validation ranking)"),
     ("routerdc_tune2", "RouterDC tuning round 2 (seeds 0-1; choose on the validation ranking)"),
     ("routerdc_final", "RouterDC: the validation-chosen setting and its ablations, 3 seeds"),
-    ("zoo", "The router zoo (issue 5), default configurations, 3 seeds"),
+    ("zoo", "The router zoo: default configurations, MiniLM and TF-IDF, 3 seeds"),
     ("policies", "Multi-label classifier under each routing policy, 3 seeds"),
     ("ablation_kpos", "RouterDC ablation: K+ (positive LLMs), 3 seeds"),
     ("ablation_kneg", "RouterDC ablation: K- (negative LLMs), 3 seeds"),
     ("ablation_lambda", "RouterDC ablation: lambda (sample-sample loss weight), 3 seeds"),
     ("ablation_nclusters", "RouterDC ablation: N (k-means query clusters), 3 seeds"),
     ("ablation_h", "RouterDC ablation: H (out-group negatives), 3 seeds"),
-    ("routerdc_tune3", "RouterDC tuning round 3 (issue 4: longer training, all rows, deeper head; 3 seeds)"),
-    ("routerdc_partial_ft", "RouterDC with MiniLM's top 1 or 2 layers fine-tuned (issue 4: partial fine-tuning; 3 seeds)"),
-    ("routerdc_partial_ft3", "RouterDC with MiniLM's top 3 or 4 layers fine-tuned (issue 4, sessions 5-6; 3 seeds)"),
-    ("routerdc_full_ft", "RouterDC with all of MiniLM fine-tuned (issue 4, session 7; 3 seeds)"),
-    ("selection_bias", "RouterDC (frozen MiniLM, lr 2e-4): checkpoints chosen on validation against the official script's choice on test (issue 4, session 7; a diagnostic, not a result), 5 seeds"),
-    ("selection_bias_official", "RouterDC at the official lr 5e-5: checkpoints chosen on validation against the official script's choice on test (issue 4, session 7; a diagnostic), 5 seeds"),
+    ("routerdc_tune3", "RouterDC tuning round 3: longer training, all rows, deeper head, 3 seeds"),
+    ("routerdc_partial_ft", "RouterDC with MiniLM's top 1 or 2 layers fine-tuned, 3 seeds"),
+    ("routerdc_partial_ft3", "RouterDC with MiniLM's top 3 or 4 layers fine-tuned, 3 seeds"),
+    ("routerdc_full_ft", "RouterDC with all of MiniLM fine-tuned, 3 seeds"),
+    ("selection_bias", "RouterDC (frozen MiniLM, lr 2e-4): checkpoints chosen on validation against the official script's choice on test (a diagnostic, not a result), 5 seeds"),
+    ("selection_bias_official", "RouterDC at the official lr 5e-5: checkpoints chosen on validation against the official script's choice on test (a diagnostic), 5 seeds"),
     ("two_stage_tune", "Two-stage router tuning on RouterBench, round 1 (seed 0; validation only)"),
     ("two_stage_tune2", "Two-stage router tuning on RouterBench, round 2 (seed 0; validation only)"),
-    ("cost_routerbench", "Cost-aware routing on the RouterBench subset (issue 6), 3 seeds"),
-    ("routerbench_window", "RouterBench: how much of each prompt's end the encoder sees (issue 6, session 5; choose on validation AIQ in docs/results_notes.md), 3 seeds"),
-    ("routerbench_finetune", "RouterBench: the multi-label classifier with MiniLM's top 2 layers fine-tuned (issue 6, session 6; within-task AUC below), seed 0"),
+    ("cost_routerbench", "Cost-aware routing on the RouterBench subset, 3 seeds"),
+    ("routerbench_window", "RouterBench: how much of each prompt's end the encoder sees (choose on validation AIQ), 3 seeds"),
+    ("routerbench_finetune", "RouterBench: the multi-label classifier with MiniLM's top 2 layers fine-tuned (within-task AUC), seed 0"),
     ("onboarding", "Adding an LLM without retraining: leave-one-LLM-out on RouterBench, two-stage router, 5 seeds"),
     ("onboarding_tg3", "Adding an LLM without retraining: two-stage router trained on credit alone (cost_rate 0), every group kept at inference (top_groups 3), 5 seeds"),
     ("onboarding_multilabel", "Adding an LLM without retraining: the multi-label classifier (one new output unit; ways of fitting it chosen on validation), 5 seeds"),
@@ -67,22 +71,72 @@ BENCH = "docs/bench_reproduce.md"  # the reproduction benchmark, quoted in the r
 
 INTRO = """# Results
 
-Every table below is written by `routerbench study experiments/<name>.yaml` (or the script its
-section names) into `results/<name>/` and collected here by `python experiments/make_results_md.py`.
-Unless a section says RouterBench, numbers are routed scores in % on the test files of
-`../shared/data/routerdc` under the official scoring rules (docs/metrics.md); ID avg / OOD avg are unweighted means over the 5 ID
-and 3 OOD tasks. Checkpoints and settings are chosen on a validation split (10% of each training
-file, task-stratified, seeded); test files are used only for these reports. The per-LLM rows
-reproduce the paper's Tables 1 and 2 exactly (tests/test_realdata.py asserts it).
+Generated by `python experiments/make_results_md.py` from the studies' committed tables under
+`results/` (each written by `routerbench study experiments/<name>.yaml`, naming its command and
+machine). Unless a page says RouterBench, numbers are routed scores in % on the test files of
+`../shared/data/routerdc` under the official scoring rules (docs/metrics.md); ID avg / OOD avg are
+unweighted means over the 5 ID and 3 OOD tasks. Settings and checkpoints are chosen on a
+validation split (10% of each training file, task-stratified, seeded), never on test. The
+per-LLM rows reproduce the paper's Tables 1 and 2 exactly (tests/test_realdata.py asserts it).
+
+Every report carries the `task_level` baseline (a task classifier on the run's features that
+sends each query to its task's best LLM) and paired bootstrap intervals over the test queries
+(docs/metrics.md). Studies not rerun since then say so on their page; their claims are
+unverified against `task_level`.
 
 Paper (RouterDC, Tables 1-2; ID avg / OOD avg): RouterDC 58.54 / 45.85, LoraRetriever
 (clustering) 55.77 / 43.50, CosineClassifier 54.22 / 41.07, ZOOTER 53.97 / 40.16, Voting
 54.37 / 43.04; best single LLM (dolphin-2.9-llama3-8b) 54.56 / 43.95.
-
-Where the goals stand, with the evidence, is in the reading notes at the end: "Against the goal"
-under "Reading the RouterDC numbers" (RouterDC against the paper), and "Against the goals" under
-"Cost-aware routing on RouterBench (issue 6)" (cost, AIQ, onboarding).
 """
+
+
+HEADLINE_STUDY = "reproduce"
+
+
+def _cell(block: dict | None, key: str) -> str:
+    if not block or block.get(key) is None:
+        return "-"
+    lo, hi = block[key]
+    verdict = block[f"{key}_verdict"].split(" (")[0]
+    return f"{block[f'{key}_diff']:+.2f} [{lo:+.1f}, {hi:+.1f}] {verdict}"
+
+
+def headline(results: Path) -> str:
+    """The headline table: every router of the main study against best single and task_level,
+    from results/<HEADLINE_STUDY>/summary.json (written by `routerbench study`)."""
+    import json
+
+    path = results / HEADLINE_STUDY / "summary.json"
+    if not path.exists():
+        return (f"# Headline\n\n(results/{HEADLINE_STUDY}/summary.json is not in this checkout: "
+                f"`routerbench study experiments/{HEADLINE_STUDY}.yaml` writes it)\n")
+    summary = json.loads(path.read_text())
+    first = next(iter(summary.values()))
+    lines = [
+        "# Headline: every router against the task-level baseline (frozen MiniLM, 3 seeds)", "",
+        f"From `results/{HEADLINE_STUDY}/summary.json` (`routerbench study experiments/{HEADLINE_STUDY}.yaml`; the "
+        f"full table, its command and machine: [studies/{HEADLINE_STUDY}.md](studies/{HEADLINE_STUDY}.md)). A router *helps* only where the paired 95% "
+        "interval of its difference lies above 0: against the best single LLM (chosen on validation) and against "
+        "`task_level` (a task classifier on the same MiniLM features, each task's best LLM). Mean over seeds; "
+        "intervals: paired bootstrap over the test queries within each task, the seeds' predictions pooled.", "",
+        f"Reference values (mean over seeds): best single {np.mean(first['best_single_id']):.2f} ID / "
+        f"{np.mean(first['best_single_ood']):.2f} OOD; task_level {np.mean(first['task_level_id']):.2f} ID / "
+        f"{np.mean(first['task_level_ood']):.2f} OOD. Paper's RouterDC: 58.54 / 45.85.", "",
+        "| router | ID avg | OOD avg | ID − best single | OOD − best single | ID − task_level | OOD − task_level |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, v in summary.items():
+        ci, d = v.get("ci95_pooled_seeds") or {}, v.get("diff_ci95_pooled_seeds") or {}
+
+        def avg(key, ci=ci, v=v):
+            vals = [x for x in v[key] if x is not None]
+            iv = ci.get(key)
+            return f"{np.mean(vals):.2f}" + (f" [{iv[0]:.1f}, {iv[1]:.1f}]" if iv else "")
+
+        lines.append(f"| {name} | {avg('id_avg')} | {avg('ood_avg')} | {_cell(d.get('best_single'), 'id_avg')} | "
+                     f"{_cell(d.get('best_single'), 'ood_avg')} | {_cell(d.get('task_level'), 'id_avg')} | "
+                     f"{_cell(d.get('task_level'), 'ood_avg')} |")
+    return "\n".join(lines) + "\n"
 
 
 def figure_caption(path: Path) -> str:
@@ -103,76 +157,130 @@ def figure_md(path: Path, alt: str, out: Path) -> str:
     return f"![{alt}]({rel})\n" + (f"\n*{alt}.* {caption}\n" if caption else "")
 
 
-def previous_sections(path: Path) -> dict[str, str]:
-    """Top-level sections (``# title`` -> body) of an earlier docs/results.md."""
+GUIDES = {"reproduce": "guide_reproduce.md", "cost_routerbench": "guide_cost_routerbench.md",
+          "onboarding": "guide_onboarding.md", "onboarding_tg3": "guide_onboarding.md",
+          "onboarding_multilabel": "guide_onboarding.md", **{f"ablation_{a}": "guide_ablations.md"
+                                                              for a in ("kpos", "kneg", "lambda", "nclusters", "h")}}
+
+
+def study_page(name: str, title: str, results: Path, figures: Path, page: Path) -> str | None:
+    """docs/studies/<name>.md: the study's committed table.md, its extra tables and its figures
+    (None when results/<name>/table.md is absent)."""
+    table = results / name / "table.md"
+    if not table.exists():
+        return None
+    parts = [f"# {title}\n", f"Generated by `python experiments/make_results_md.py` from `results/{name}/table.md` "
+             f"(written by `routerbench study experiments/{name}.yaml` or the script the table names); "
+             + (f"how to run it and what it writes: [{GUIDES[name]}]({GUIDES[name]}). " if name in GUIDES else "")
+             + "Back to [the results headline](../results.md).\n",
+             table.read_text().replace(f"## {name}\n", "", 1).strip("\n") + "\n"]
+    if (figures / f"{name}.png").exists():
+        parts.append(figure_md(figures / f"{name}.png", f"{name}: ID and OOD average vs the ablated value", page))
+    for fname in EXTRA_TABLES.get(name, []):
+        extra_md = results / name / fname
+        if extra_md.exists():
+            parts.append(re.sub(r"(?m)^## ", "### ", extra_md.read_text()))
+    for rel, alt in RESULT_FIGURES.get(name, []):
+        dst = figures / f"{name}_{rel.replace('/', '_')}"
+        if dst.exists():
+            parts.append(figure_md(dst, alt, page))
+    for fname, alt in EXTRA_FIGURES.get(name, []):
+        if (figures / fname).exists():
+            parts.append(figure_md(figures / fname, alt, page))
+    if name == "reproduce" and Path(BENCH).exists():
+        paras = Path(BENCH).read_text().split("\n\n")
+        keep = [paras[1]] + [q for q in paras if q.startswith("Command:")]
+        parts.append(f"Timing ({BENCH} has every run's time and where the time goes):\n\n" + "\n\n".join(keep) + "\n")
+    return "\n".join(parts)
+
+
+def study_line(name: str, title: str, results: Path) -> str:
+    """One line of the results page's study list: its page and, where the study has intervals,
+    its validation-ranked first variant against task_level."""
+    import json
+
+    path = results / name / "summary.json"
+    if not (results / name / "table.md").exists():
+        return f"- {title}: not in this checkout (`routerbench study experiments/{name}.yaml` writes it)"
+    line = f"- [{title}](studies/{name}.md)"
     if not path.exists():
-        return {}
-    out, title, body = {}, None, []
-    for line in path.read_text().splitlines(keepends=True):
-        if line.startswith("# "):
-            if title is not None:
-                out[title] = "".join(body)
-            title, body = line[2:].strip(), []
-        else:
-            body.append(line)
-    if title is not None:
-        out[title] = "".join(body)
-    return out
+        return line
+    summary = json.loads(path.read_text())
+    ranked = [v for v in summary.items() if v[1].get("val_avg")]
+    if not ranked:
+        return line
+    best, v = max(ranked, key=lambda kv: float(np.mean(kv[1]["val_avg"])))
+    d = (v.get("diff_ci95_pooled_seeds") or {}).get("task_level")
+    if v.get("mean_id") is None:
+        return line + f": first on validation: {best}"
+    text = f": first on validation: {best} ({v['mean_id']:.2f} ID"
+    text += f" / {v['mean_ood']:.2f} OOD)" if v.get("mean_ood") is not None else ")"
+    if d:
+        text += f"; against task_level: ID {_cell(d, 'id_avg')}, OOD {_cell(d, 'ood_avg')}"
+    else:
+        text += "; no task_level / intervals (run before they existed)"
+    return line + text
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--results", default="results")
-    ap.add_argument("--out", default="docs/results.md")
-    ap.add_argument("--extra", default="docs/results_notes.md", help="hand-written analysis appended")
-    ap.add_argument("--figures", default="docs/figures", help="where the figures shown are copied")
-    args = ap.parse_args()
-    out, figures = Path(args.out), Path(args.figures)
-    parts, before = [INTRO], previous_sections(out)
+def render(results: Path, figures: Path, out: Path, goals: Path) -> dict[Path, str]:
+    """Every generated page: docs/results.md and docs/studies/<name>.md."""
+    pages = {}
     for name, title in SECTIONS:
-        table = Path(args.results) / name / "table.md"
-        parts.append(f"# {title}\n")
-        old = before.get(title, "").strip("\n")  # the joins put the blank lines around it back
-        if table.exists():
-            parts.append(table.read_text().replace(f"## {name}\n", "", 1))
-        elif old.strip() and "(not run yet" not in old:
-            note = f"(kept from the previous {out.name}: results/{name}/table.md is not in this checkout)"
-            parts.append((old if note in old else f"{note}\n\n{old}") + "\n")
-            continue
-        else:
-            parts.append(f"(not run yet, or not every run finished: `routerbench study experiments/{name}.yaml` "
-                         f"writes the table when they are)\n")
-        plot = Path(args.results) / name / "ablation.png"
+        page = out.parent / "studies" / f"{name}.md"
+        text = study_page(name, title, results, figures, page)
+        if text is not None:
+            pages[page] = text
+    parts = [INTRO, headline(results)]
+    if goals.exists():
+        parts.append(goals.read_text())
+    parts.append("# Every study\n\nOne generated page per study (its table with intervals and verdicts where the study "
+                 "has been run since they exist, its command and machine):\n\n"
+                 + "\n".join(study_line(n, t, results) for n, t in SECTIONS) + "\n")
+    parts.append("Reading notes, study by study (hand-written analysis): [results_notes.md](results_notes.md).\n")
+    pages[out] = "\n".join(parts)
+    return pages
+
+
+def copy_figures(results: Path, figures: Path) -> None:
+    """Copy the figures that studies write under results/ into docs/figures/."""
+    for name, _ in SECTIONS:
+        plot = results / name / "ablation.png"
         if plot.exists():
             figures.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(plot, figures / f"{name}.png")
-            parts.append(figure_md(figures / f"{name}.png", f"{name}: ID and OOD average vs the ablated value", out))
-        for fname in EXTRA_TABLES.get(name, []):
-            extra_md = Path(args.results) / name / fname
-            if extra_md.exists():
-                text = extra_md.read_text()
-                parts.append(re.sub(r"(?m)^## ", "### ", text))  # its headings sit under the section's
-        for rel, alt in RESULT_FIGURES.get(name, []):
-            src = Path(args.results) / name / rel
+        for rel, _alt in RESULT_FIGURES.get(name, []):
+            src = results / name / rel
             if src.exists():
                 figures.mkdir(parents=True, exist_ok=True)
-                dst = figures / f"{name}_{rel.replace('/', '_')}"
-                shutil.copyfile(src, dst)
-                parts.append(figure_md(dst, alt, out))
-        for fname, alt in EXTRA_FIGURES.get(name, []):
-            if (figures / fname).exists():
-                parts.append(figure_md(figures / fname, alt, out))
-        if name == "reproduce" and Path(BENCH).exists():
-            paras = Path(BENCH).read_text().split("\n\n")
-            keep = [paras[1]] + [q for q in paras if q.startswith("Command:")]
-            head = f"Timing ({BENCH} has every run's time and where the time goes):"
-            parts.append(head + "\n\n" + "\n\n".join(keep) + "\n")
-    extra = Path(args.extra)
-    if extra.exists():
-        parts.append(extra.read_text())
-    out.write_text("\n".join(parts))
-    print(f"wrote {args.out}")
+                shutil.copyfile(src, figures / f"{name}_{rel.replace('/', '_')}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--out", default="docs/results.md")
+    ap.add_argument("--goals", default="docs/results_goals.md", help="hand-written goal status, shown after the headline")
+    ap.add_argument("--figures", default="docs/figures", help="where the figures shown are copied")
+    ap.add_argument("--check", action="store_true",
+                    help="write nothing; exit 1 if a page differs from what the committed tables generate")
+    args = ap.parse_args()
+    results, figures, out = Path(args.results), Path(args.figures), Path(args.out)
+    if not args.check:
+        copy_figures(results, figures)
+    pages = render(results, figures, out, Path(args.goals))
+    if args.check:
+        stale = [str(p) for p, text in pages.items() if not p.exists() or p.read_text() != text]
+        if stale:
+            print("out of date (run python experiments/make_results_md.py): " + ", ".join(stale))
+            return 1
+        print(f"up to date: {len(pages)} pages")
+        return 0
+    for p, text in pages.items():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    print(f"wrote {len(pages)} pages: {out} and docs/studies/<study>.md")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -3,6 +3,9 @@
     >>> from routerbench.api import load_router
     >>> router = load_router("runs/x/checkpoints/best.ckpt")
     >>> router.route(["What is 2 + 2?"])[0]["llm"]
+
+A bare string is one query: ``router.route("What is 2 + 2?")`` is a list of one result (it is
+never split into characters); anything else must be a sequence of strings (else ``TypeError``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,24 @@ import torch
 
 from routerbench.config import _import
 from routerbench.data.errors import DataError
+
+
+def as_texts(texts) -> list[str]:
+    """A list of query strings: a bare ``str`` is one query; else every item must be a ``str``.
+
+    Raises:
+        TypeError: ``texts`` is neither a string nor a sequence of strings (naming the first
+            item that is not one).
+    """
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, dict)) or not hasattr(texts, "__iter__"):
+        raise TypeError(f"texts must be a string or a list of strings, got {type(texts).__name__}")
+    out = list(texts)
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str (a query text)")
+    return out
 
 
 def run_folder(ckpt: str | Path) -> Path:
@@ -37,10 +58,17 @@ class LoadedRouter:
         return self.model.route(out).numpy(), self.model.confidences(out).float().numpy()
 
     @torch.no_grad()
-    def route_texts(self, texts: list[str], batch_size: int = 256,
+    def route_texts(self, texts: list[str] | str, batch_size: int = 256,
                     progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Chosen LLM indices [N] and confidences [N, T] for texts, encoded by the checkpoint's own
-        encoder (its fine-tuned text encoder, or its cached-embedding encoder), in order."""
+        encoder (its fine-tuned text encoder, or its cached-embedding encoder), in order.
+
+        A bare string is one query (N = 1).
+
+        Raises:
+            TypeError: ``texts`` is not a string or a sequence of strings.
+        """
+        texts = as_texts(texts)
         idx, probs = [np.zeros(0, dtype=np.int64)], [np.zeros((0, len(self.llm_names)), dtype=np.float32)]
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start : start + batch_size])
@@ -53,8 +81,17 @@ class LoadedRouter:
             probs.append(p)
         return np.concatenate(idx), np.concatenate(probs)
 
-    def route(self, texts: list[str], batch_size: int = 256, progress: bool = False) -> list[dict]:
-        """Route texts: one ``{"llm", "index", "probs": {llm: p}}`` per text, in order."""
+    def route(self, texts: list[str] | str, batch_size: int = 256, progress: bool = False) -> list[dict]:
+        """Route texts: one ``{"llm", "index", "probs": {llm: p}}`` per text, in order.
+
+        Args:
+            texts: query strings; a bare string is one query (a list of one result).
+            batch_size: texts encoded at once.
+            progress: show the encoder's progress bar.
+
+        Raises:
+            TypeError: ``texts`` is not a string or a sequence of strings.
+        """
         idx, probs = self.route_texts(texts, batch_size, progress)
         return [{"llm": self.llm_names[int(i)], "index": int(i),
                  "probs": {m: round(float(v), 6) for m, v in zip(self.llm_names, p)}}

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from routerbench.config import ConfigError, compose
+from routerbench.config_check import resume_path
 from routerbench.data.errors import DataError
 
 log = logging.getLogger("routerbench")
@@ -24,9 +25,15 @@ def _cfg(overrides):
 
 
 def cmd_fit(args) -> int:
-    from routerbench.train import fit
+    cfg = _cfg(args.overrides)  # types, ranges and resume=last are checked before torch is imported
+    resume_path(cfg)
+    from routerbench.train import FitInterrupted, fit
 
-    metrics = fit(_cfg(args.overrides))
+    try:
+        metrics = fit(cfg)
+    except FitInterrupted as e:  # SIGTERM / Ctrl-C: non-zero, with the way to resume
+        print(f"interrupted: {e}", file=sys.stderr)
+        return e.exit_code
     if metrics is not None:
         _print_summary(metrics)
     return 0
@@ -53,40 +60,90 @@ def cmd_test(args) -> int:
     return 0
 
 
-def _read_queries(path: str) -> list[str]:
+ROUTE_KEYS = ("llm", "index", "probs")  # what route adds to each input record
+_NOT_QUERIES = (".csv", ".tsv", ".pkl", ".pickle", ".parquet", ".xlsx")
+
+
+def _query_record(item, where: str) -> tuple[str, dict]:
+    """(text, record to echo) of one JSON/JSONL query: a string, or an object with question/text."""
+    if isinstance(item, str):
+        return item, {"question": item}
+    text = item.get("question", item.get("text")) if isinstance(item, dict) else None
+    if not isinstance(text, str):
+        raise DataError.at(where, field="question",
+                           msg="missing (a query is a string, or an object with a 'question' or 'text' string)")
+    clash = [k for k in ROUTE_KEYS if k in item]
+    if clash:
+        raise DataError.at(where, field=clash[0], msg=f"route writes its answer in {', '.join(ROUTE_KEYS)}; "
+                           "rename this field in the input")
+    return text, item
+
+
+def _read_queries(path: str) -> tuple[list[str], list[dict]]:
+    """The queries of ``route``'s input and, per query, the record its output line starts from.
+
+    Text (and stdin, ``-``): one query per non-blank line, echoed as ``{"question", "line"}``.
+    ``.jsonl``: one query per line, an object with ``question`` or ``text`` (or a JSON string);
+    ``.json``: a list of strings or of such objects. Every field of an object is echoed (``id`` included), so results join
+    back to the input.
+
+    Raises:
+        DataError: an unreadable file, a table format (``.csv`` ...), a bad line or item, a
+            field named like an output key, or no queries at all.
+    """
     p = Path(path)
+    name = "stdin" if path == "-" else path
+    ext = p.suffix.lower() if path != "-" else ""
+    if ext in _NOT_QUERIES:
+        raise DataError(f"{path}: route reads text (one query per line), .jsonl or .json, not {ext}; "
+                        'write the queries as JSONL (one {"question": ...} per line, other fields are kept)')
     try:
-        lines = p.read_text(encoding="utf-8").splitlines() if path != "-" else sys.stdin.read().splitlines()
+        raw = p.read_text(encoding="utf-8") if path != "-" else sys.stdin.read()
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
-    texts = []
-    jsonl = p.suffix == ".jsonl"
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        if jsonl:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError.at(path, i, None, f"not JSON ({e.msg})") from None
-            text = obj.get("question", obj.get("text")) if isinstance(obj, dict) else None
-            if not isinstance(text, str):
-                raise DataError.at(path, i, "question", "missing (a JSONL line needs 'question' or 'text')")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    texts, records = [], []
+    if ext == ".json":
+        try:
+            items = json.loads(raw) if raw.strip() else []
+        except json.JSONDecodeError as e:
+            raise DataError.at(path, f"line {e.lineno}", msg=f"not JSON ({e.msg})") from None
+        if not isinstance(items, list):
+            raise DataError(f"{path}: expected a JSON list of queries (strings, or objects with 'question' "
+                            f"or 'text'), got {type(items).__name__}")
+        for i, item in enumerate(items, 1):
+            text, rec = _query_record(item, f"{path}:item {i}")
             texts.append(text)
-        else:
-            texts.append(line)
-    return texts
+            records.append(rec)
+    else:
+        for i, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            if ext == ".jsonl":
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError.at(path, i, None, f"not JSON ({e.msg})") from None
+                text, rec = _query_record(obj, f"{path}:{i}")
+            else:
+                text, rec = line, {"question": line, "line": i}
+            texts.append(text)
+            records.append(rec)
+    if not texts:
+        raise DataError(f"{name}: no queries (the input is empty or blank)")
+    return texts, records
 
 
 def cmd_route(args) -> int:
     from routerbench.api import load_router
 
     router = load_router(args.ckpt)
-    texts = _read_queries(args.input)
+    texts, records = _read_queries(args.input)
     results = router.route(texts, progress=True)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    for text, r in zip(texts, results):
-        out.write(json.dumps({"question": text, **r}, ensure_ascii=False) + "\n")
+    for rec, r in zip(records, results):
+        out.write(json.dumps({**rec, **r}, ensure_ascii=False) + "\n")
     if args.output:
         out.close()
         print(f"routed {len(texts)} queries -> {args.output}", file=sys.stderr)
@@ -97,10 +154,33 @@ def cmd_validate(args) -> int:
     from routerbench.data.formats import read_file
     from routerbench.data.validate import summarize
 
+    if any("=" in p for p in args.paths):  # a data config (data=routerdc, data.root=...): the whole data set
+        return _validate_config(args.paths)
     for path in args.paths:
         table = read_file(path, rule=args.rule, nan_policy=args.nan_policy)
         print(f"== {path}")
         print(summarize(table))
+    return 0
+
+
+def _validate_config(overrides) -> int:
+    """``routerbench validate data=NAME``: the data config's table, and its train/test leakage."""
+    from routerbench.data.leakage import leaked_counts
+    from routerbench.data.validate import summarize
+    from routerbench.pipeline import build_table
+
+    bad = [p for p in overrides if "=" not in p]
+    if bad:
+        raise ConfigError(f"validate: give either score files or config overrides (data=NAME ...), not both: {bad}")
+    cfg = _cfg(overrides)
+    table = build_table(cfg.data)
+    print(f"== data={cfg.choices.data}")
+    print(summarize(table))
+    counts = leaked_counts(table)
+    total = sum(counts.values())
+    print(f"leakage: {total} test queries also appear verbatim among the training rows"
+          + (": " + ", ".join(f"{t} {n}" for t, n in counts.items()) if counts else "")
+          + (" (data.drop_leaked=true drops them from training)" if total else ""))
     return 0
 
 
@@ -137,7 +217,7 @@ def cmd_cluster(args) -> int:
 def cmd_study(args) -> int:
     from routerbench.study import run_study
 
-    out = run_study(args.file, args.overrides, output_dir=args.output_dir, only=args.variant)
+    out = run_study(args.file, args.overrides, output_dir=args.output_dir, only=args.variant, refit=args.refit)
     print((out / "table.md").read_text())
     return 0
 
@@ -193,18 +273,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="*", help="score files (default: the checkpoint's test data)")
     s.add_argument("--task", default=None, help="task name for the files (default: from each file)")
     s.add_argument("--role", default="test_id", choices=["test_id", "test_ood"])
-    s.add_argument("--rule", default=None, help="scoring rule (default: the checkpoint's rule for the task)")
+    s.add_argument("--rule", action="append", default=None, metavar="[TASK=]RULE",
+                   help="scoring rule: TASK=RULE for one task (repeatable), RULE for every task; default: "
+                        "the checkpoint's rule for each task it was trained on (docs/data.md)")
     s.add_argument("--nan-policy", default="error", choices=["error", "drop"])
     s.add_argument("--output-dir", default=None)
     s.add_argument("--set", dest="overrides", nargs="*", default=[], help="overrides, e.g. data=routerdc")
     s.set_defaults(fn=cmd_test)
-    s = sub.add_parser("route", help="route queries (text lines or JSONL) with a checkpoint")
+    s = sub.add_parser("route", help="route queries (text lines, JSONL or a JSON list) with a checkpoint")
     s.add_argument("ckpt")
-    s.add_argument("input", help="a text file (one query per line), a .jsonl file, or - for stdin")
-    s.add_argument("-o", "--output", default=None, help="JSONL output (default: stdout)")
+    s.add_argument("input", help="a text file (one query per line), a .jsonl file (objects with question or "
+                                 "text), a .json list (of strings or such objects), or - for text on stdin")
+    s.add_argument("-o", "--output", default=None,
+                   help="JSONL output (default: stdout): each input record (id and all its fields; text: "
+                        "question and line) with llm, index and probs added")
     s.set_defaults(fn=cmd_route)
-    s = sub.add_parser("validate", help="check score files and print a summary")
-    s.add_argument("paths", nargs="+")
+    s = sub.add_parser("validate", help="check score files (or a data config: data=NAME) and print a summary")
+    s.add_argument("paths", nargs="+", help="score files, or config overrides such as data=routerdc (then the "
+                                            "whole data set, with its train/test leakage per task)")
     s.add_argument("--rule", default=None)
     s.add_argument("--nan-policy", default="error", choices=["error", "drop"])
     s.set_defaults(fn=cmd_validate)
@@ -220,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output-dir", default=None)
     s.add_argument("--variant", action="append", default=None, metavar="NAME",
                    help="fit only this variant (repeatable); the table shows every finished run")
+    s.add_argument("--refit", action="store_true",
+                   help="refit stored runs fitted with other settings (default: stop and name the keys that differ)")
     s.set_defaults(fn=cmd_study)
     s = sub.add_parser("sweep", help="run (or resume) a grid/random wandb sweep spec offline; rank on validation",
                        epilog="options, in any order after SPEC: --parallel N (trials at once, each in its own "
@@ -255,14 +343,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current ``sys.stderr`` (which tests and callers may swap)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _) -> None:
+        pass
+
+
+def _setup_logging() -> None:
+    """INFO lines of ``routerbench.*`` on stderr. Only this package's logger gets a handler:
+    one on the root logger would print each Lightning line a second time (Lightning has its own)."""
+    pkg = logging.getLogger("routerbench")
+    pkg.setLevel(logging.INFO)
+    if not any(isinstance(h, _StderrHandler) for h in pkg.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        pkg.addHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    """Run one command. Exit status: 0 success, 1 failure, 2 bad input or config, 130 / 143
+    interrupted by Ctrl-C / SIGTERM (docs/reliability.md)."""
+    _setup_logging()
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
     except (DataError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ command line is a list of ``group=option`` (``router=routerdc``; an option may a
 to a yaml file), ``experiment=name`` (``configs/experiment/name.yaml``: its ``defaults`` pick
 group options, its other keys change only what differs), and dotlist overrides
 (``router.lr=1e-4``). Composition order: root, groups, experiment, dotlist. A key that does not
-exist is an error naming the valid keys.
+exist is an error naming the valid keys, and so is a value of the wrong type or range
+(``routerbench/config_check.py``).
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
+from routerbench.config_check import ConfigError, check
 from routerbench.paths import config_root
 
 GROUPS = ("router", "data", "encoder", "trainer", "logger")
-
-
-class ConfigError(ValueError):
-    """A bad config or override; the message is the whole user-facing text."""
+__all__ = ["ConfigError", "GROUPS", "compose", "constructor_args", "instantiate"]
 
 
 def _load_yaml(path: Path) -> DictConfig:
@@ -71,7 +70,8 @@ def compose(overrides: list[str] | tuple = (), config_dir: str | Path | None = N
         config_dir: the configs folder (default ``routerbench.paths.config_root()``).
 
     Raises:
-        ConfigError: unknown group option, unknown key, or a malformed override.
+        ConfigError: unknown group option, unknown key, a malformed override, or a value of the
+            wrong type or range (``config_check.check``).
     """
     root = Path(config_dir) if config_dir else config_root()
     base = _load_yaml(root / "config.yaml")
@@ -100,6 +100,7 @@ def compose(overrides: list[str] | tuple = (), config_dir: str | Path | None = N
         if g in choices and choices[g] is not None:
             cfg[g] = _load_yaml(_option_path(root, g, str(choices[g])))
     cfg["choices"] = {**{g: choices.get(g) for g in GROUPS}, "experiment": experiment}
+    reference = OmegaConf.to_container(cfg)  # the group yamls' values: the kinds that overrides keep
     if exp_cfg is not None:
         cfg = _merge_strict(cfg, exp_cfg, f"experiment {experiment}")
     if dotlist:
@@ -109,6 +110,7 @@ def compose(overrides: list[str] | tuple = (), config_dir: str | Path | None = N
             raise ConfigError(f"malformed override in {dotlist}: {e}") from None
         cfg = _merge_strict(cfg, dl, "command line")
     OmegaConf.set_struct(cfg, False)
+    check(cfg, reference)
     return cfg
 
 

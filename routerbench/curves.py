@@ -33,6 +33,9 @@ from routerbench.metrics.cost import (
 
 DEFAULT_LAMBDAS = [0.0] + [float(v) for v in np.round(np.geomspace(1e-3, 1e3, 49), 6)]
 MIN_QUALITY = 0.95  # operating point: cheapest on validation with >= 95% of the reference's quality
+QUALITY_AVERAGE = ("pooled mean over queries: each query weighs the same, so larger tasks count more "
+                   "(each point's task_avg is the unweighted mean over tasks, the average of results.md, "
+                   "which gives ID and OOD tasks separately)")
 
 
 @dataclass
@@ -113,6 +116,7 @@ def curve_report(entries: dict[str, dict], data: EvalData) -> dict:
     val_curves["zero router"] = zero_router_points(v.credit, v.costs, v.task, data.task_names)
     return {
         "llms": list(data.llms),
+        "quality_average": QUALITY_AVERAGE,
         "reference": {"llm": data.llms[data.best_single], "val_quality": val_single[data.best_single],
                       "test": singles[data.best_single]},
         "most_accurate_on_val": {"llm": data.llms[accurate], "val_quality": val_single[accurate], "test": singles[accurate]},
@@ -129,26 +133,34 @@ def _f(v, fmt="{:.2f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
+def _pct(v) -> str:
+    """A fraction as a percentage with two decimals ("-" when missing, e.g. an older report)."""
+    return "-" if v is None or v != v else f"{100 * v:.2f}"
+
+
 def curve_markdown(report: dict, title: str) -> str:
     """curve.md: one table per router (test), the operating points, then the AIQ table."""
     ref, acc = report["reference"], report["most_accurate_on_val"]
     lines = [f"# {title}", "",
              f"Test rows: {report['n_test']} (validation rows: {report['n_val']}). Quality = mean credit (%), "
-             f"cost = mean US$ per query; % columns relative to the reference LLM, the best single LLM on "
-             f"validation: **{ref['llm']}** (test: {100 * ref['test']['quality']:.2f}% at "
-             f"{ref['test']['cost']:.3e} $/query). Oracle: {100 * report['oracle']['quality']:.2f}% at "
-             f"{report['oracle']['cost']:.3e} $/query.", ""]
+             f"**pooled over queries** (each query weighs the same; the curves, hulls and AIQ use it); task avg = "
+             f"the unweighted mean over tasks, as results.md averages (it splits ID and OOD tasks). "
+             f"Cost = mean US$ per query; % columns relative to the reference LLM, the best single LLM on "
+             f"validation: **{ref['llm']}** (test: {100 * ref['test']['quality']:.2f}% pooled, "
+             f"{_pct(ref['test'].get('task_avg'))}% task avg, at {ref['test']['cost']:.3e} $/query). Oracle: "
+             f"{100 * report['oracle']['quality']:.2f}% pooled ({_pct(report['oracle'].get('task_avg'))}% task avg) "
+             f"at {report['oracle']['cost']:.3e} $/query.", ""]
     if acc["llm"] != ref["llm"]:
         lines += [f"The most accurate single LLM on validation is {acc['llm']} (test {100 * acc['test']['quality']:.2f}%).", ""]
     for name, e in report["routers"].items():
-        lines += [f"## {name}", "", "| point | quality % | % of ref | $/query | cost % of ref | val quality % |",
-                  "|---|---|---|---|---|---|"]
+        lines += [f"## {name}", "", "| point | quality % (pooled) | task avg % | % of ref | $/query | cost % of ref "
+                  "| val quality % (pooled) |", "|---|---|---|---|---|---|---|"]
         for i, (p, v) in enumerate(zip(e["test"], e["val"])):
             label = p.get("label") or f"λ={p['lambda']:g}"
             if i == e["operating_index"]:
                 label = f"**{label} (operating)**"
             r = p["rel"]["best_single"]
-            lines.append(f"| {label} | {100 * p['quality']:.2f} | {_f(r['quality_pct'])} | {p['cost']:.3e} | "
+            lines.append(f"| {label} | {100 * p['quality']:.2f} | {_pct(p.get('task_avg'))} | {_f(r['quality_pct'])} | {p['cost']:.3e} | "
                          f"{_f(r['cost_pct'])} | {100 * v['quality']:.2f} |")
         i = e["operating_index"]
         if i is None:
@@ -159,7 +171,8 @@ def curve_markdown(report: dict, title: str) -> str:
             extra = f"; vs {acc['llm']}: {_f(a['quality_pct'])}% quality, {_f(a['cost_pct'])}% cost" if acc["llm"] != ref["llm"] else ""
             lines += ["", f"Operating point (lowest validation cost with validation quality >= "
                       f"{100 * MIN_QUALITY:.0f}% of the reference's): {p.get('label') or 'λ=%g' % p['lambda']}: "
-                      f"test {100 * p['quality']:.2f}% ({_f(p['rel']['best_single']['quality_pct'])}% of ref) at "
+                      f"test {100 * p['quality']:.2f}% pooled ({_f(p['rel']['best_single']['quality_pct'])}% of ref; "
+                      f"task avg {_pct(p.get('task_avg'))}%) at "
                       f"{p['cost']:.3e} $/query ({_f(p['rel']['best_single']['cost_pct'])}% of ref){extra}."]
         above = e.get("singles_above")
         if above is not None:
@@ -201,7 +214,8 @@ def write_curve_files(report: dict, out_dir: str | Path, title: str) -> Path:
     plot_cost_quality({n: curve_xy(e["test"]) for n, e in routers.items()},
                       {p["llm"]: (p["cost"], p["quality"]) for p in report["zero_router"]},
                       (report["oracle"]["cost"], report["oracle"]["quality"]), out / "curve.png", title, marked,
-                      caption=f"Command: {report['command']}. Machine: {report['machine']}.")
+                      caption=f"Command: {report['command']}. Machine: {report['machine']}.",
+                      quality_label="quality (% credit, pooled mean over queries)")
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -13,38 +14,144 @@ from routerbench.data.errors import DataError
 from routerbench.data.table import ScoreTable
 from routerbench.reporting.run import evaluate_rows, routed_per_task, test_baselines, write_run_files
 
+log = logging.getLogger("routerbench.evaluate")
 
-def _files_table(files, task, role, rule, nan_policy, rules: dict) -> ScoreTable:
-    from routerbench.data.formats import read_file
-    from routerbench.data.loading import load_dataset
 
-    specs = []
+def parse_rules(rule) -> tuple[str | None, dict[str, str]]:
+    """``--rule`` values as (the rule for every task, ``{task: rule}``).
+
+    Args:
+        rule: None; a rule name (every task); a mapping ``{task: rule}``; or a list of ``RULE``
+            and ``TASK=RULE`` strings (the CLI's repeatable ``--rule``).
+
+    Raises:
+        DataError: an unknown rule, ``=`` without a task, two rules for every task, or two
+            rules for one task.
+    """
+    from collections.abc import Mapping
+
+    from routerbench.rules import get_rule
+
+    if rule is None:
+        return None, {}
+    if isinstance(rule, Mapping):
+        items = [(str(k), str(v), f"--rule {k}={v}") for k, v in rule.items()]
+    else:
+        items = []
+        for item in [rule] if isinstance(rule, str) else rule:
+            task, eq, name = str(item).partition("=")
+            items.append((task.strip(), name.strip(), f"--rule {item}") if eq else (None, task.strip(), f"--rule {item}"))
+    every, per_task = None, {}
+    for task, name, shown in items:
+        if task == "":
+            raise DataError(f"{shown}: no task name before '='; write --rule TASK=RULE, or --rule RULE for every task")
+        try:
+            get_rule(name)
+        except ValueError as e:
+            raise DataError(f"{shown}: {e}") from None
+        if task is None:
+            if every not in (None, name):
+                raise DataError(f"--rule given twice for every task ({every} and {name}); "
+                                "name the task of each: --rule TASK=RULE")
+            every = name
+        else:
+            if per_task.get(task, name) != name:
+                raise DataError(f"--rule gives task {task!r} two rules ({per_task[task]} and {name})")
+            per_task[task] = name
+    return every, per_task
+
+
+def _files_table(files, task, role, rule, nan_policy, known: dict) -> ScoreTable:
+    """The score files named on the command line as one checked ScoreTable.
+
+    Each task's rule is, in this order: ``--rule TASK=RULE``, ``--rule RULE``, the checkpoint's
+    rule for that task (``known``), the format's default (RouterBench files: ``binary``), else
+    ``multi_attempt`` (credit = score) with a warning and a note. A file is read once: with
+    ``--task`` or a rule for every task, by ``read_file`` with that rule; otherwise its tasks'
+    rules are looked up after reading and the table is checked against them, so one file may
+    hold tasks with different rules.
+
+    Raises:
+        DataError: naming the file: a file given twice, a bad file (or a score its task's rule
+            rejects), a ``--rule TASK=RULE`` whose task is in no file, or files that disagree.
+    """
+    from routerbench.data import validate as V
+    from routerbench.data.formats import NO_RULE, READERS, detect_format, read_file
+    from routerbench.data.loading import combine_tables
+
+    every, per_task = parse_rules(rule)
+    guessed: dict[str, list[str]] = {}
+
+    def rule_of(t, path, default):
+        r = per_task.get(t) or every or known.get(t) or default
+        if r is None:
+            guessed.setdefault(str(path), []).append(t)
+        return r or NO_RULE
+
+    tables, labels, fmts, seen = [], [], [], set()
     for f in files:
-        spec = {"path": str(Path(f).resolve()), "role": role}
-        if task:
-            spec["task"] = task
-        if rule or rules.get(task):
-            spec["rule"] = rule or rules[task]
-        else:  # the rule depends on the file's task: read it once to learn that (then again below)
-            probe = read_file(f, task=task or None, role=role, rule="multi_attempt", nan_policy=nan_policy)
-            if len(probe.task_names) == 1:
-                spec["task"] = t = probe.task_names[0]
-                spec["rule"] = rules.get(t) or probe.rules[t]
-        specs.append(spec)
-    return load_dataset(specs, root=None, nan_policy=nan_policy)
+        path = Path(f)
+        if path.resolve() in seen:
+            raise DataError.at(path, msg="given twice")
+        seen.add(path.resolve())
+        fmt = detect_format(path)
+        reader = READERS[fmt]
+        if task or (every and not per_task):  # one rule for the whole file, known before reading
+            one = rule_of(task, path, reader.default_rule) if task else every
+            table = read_file(path, task=task, role=role, rule=one, fmt=fmt, nan_policy=nan_policy)
+        else:  # each of the file's tasks gets its own rule
+            table = reader.read(path, task=None, role=role)
+            table.rules = {t: rule_of(t, path, reader.default_rule) for t in table.task_names}
+            table = V.check_table(table, path, nan_policy, reader.names)
+        for t in guessed.get(str(path), []):
+            msg = (f"{path}: task {t!r} is not one the checkpoint was trained on and no --rule names it; "
+                   f"scored with {NO_RULE} (credit = score, in [0, 1]); give --rule {t}=RULE for another rule")
+            log.warning(msg)
+            table.notes.append(msg)
+        tables.append(table)
+        labels.append(str(path))
+        fmts.append(fmt)
+    found = {t for tb in tables for t in tb.task_names}
+    unused = [t for t in per_task if t not in found]
+    if unused:
+        shown = ", ".join(sorted(found)[:8]) + (", ..." if len(found) > 8 else "")
+        raise DataError(f"--rule {unused[0]}={per_task[unused[0]]}: no task {unused[0]!r} in "
+                        f"{', '.join(labels)} (its tasks: {shown})")
+    return combine_tables(tables, labels, fmts, label=labels[0] if len(labels) == 1 else "the score files")
 
 
 def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_policy="error",
                     output_dir=None, overrides=()):
     """Evaluate ``ckpt`` on ``files`` (or on its own data config's test rows).
 
+    Args:
+        ckpt: the checkpoint.
+        files: score files (any format of ``docs/data.md``); empty: the checkpoint's own data
+            config's test rows.
+        task: task name of every row of ``files`` (default: from each file).
+        role: ``test_id`` or ``test_ood`` for the rows of ``files``.
+        rule: scoring rules of the files' tasks (see ``parse_rules``): a rule for every task,
+            ``{task: rule}``, or a list of ``RULE`` / ``TASK=RULE``; a task not named gets the
+            checkpoint's rule for it, else the format's default, else ``multi_attempt`` with a
+            warning (``_files_table``).
+        nan_policy: ``error`` or ``drop`` (see ``read_file``).
+        output_dir: where to write (default ``<run>/test-<time>``).
+        overrides: config overrides for the checkpoint's own data (``data=...``).
+
     Returns:
         (metrics dict, output directory).
+
+    Raises:
+        DataError: ``task`` or ``rule`` without ``files``, a bad ``rule``, bad files, or LLMs
+            that are not the checkpoint's.
     """
     from routerbench.config import compose
     from routerbench.encoders.cache import cached_encode
     from routerbench.pipeline import build_table, cache_dir
 
+    if (task or rule) and not files:
+        raise DataError(f"--{'task' if task else 'rule'} applies only to score files given after the checkpoint; "
+                        "without them its own test data is scored with its data config's tasks and rules")
     router = load_router(ckpt)
     meta = router.model.meta
     cfg = OmegaConf.create(meta["config"])
@@ -54,13 +161,14 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
             if any(o.startswith(key) for o in overrides):
                 cfg[key] = over[key]
     if files:
-        table = _files_table(files, task, role, rule, nan_policy, meta.get("rules", {}))
+        table = _files_table(files, task, role, rule, nan_policy, dict(meta.get("rules") or {}))
     else:
         table = build_table(cfg.data)
     if list(table.llms) != router.llm_names:
         if sorted(table.llms) != sorted(router.llm_names):
+            where = ", ".join(map(str, files)) if files else f"data {cfg.data.get('name')!r}"
             raise DataError(
-                f"score files have LLMs {table.llms}, the checkpoint was trained on {router.llm_names}"
+                f"{where}: LLMs {table.llms}, but the checkpoint was trained on {router.llm_names}"
             )
         order = [table.llms.index(m) for m in router.llm_names]
         table = ScoreTable(**{**table.__dict__, "llms": router.llm_names, "scores": table.scores[:, order],

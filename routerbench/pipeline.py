@@ -95,6 +95,7 @@ class Prepared:
     table: ScoreTable
     encoder: object
     features: np.ndarray | None
+    leakage: dict | None = None
 
 
 def prepare(cfg, need_features: bool = True) -> Prepared:
@@ -103,7 +104,15 @@ def prepare(cfg, need_features: bool = True) -> Prepared:
     from routerbench.encoders.cache import cached_encode
     from routerbench.encoders.truncation import hf_settings, text_encoder_settings, truncation_warnings
 
+    from routerbench.data.leakage import drop_leaked, leakage_note, leaked_counts
+
     table = build_table(cfg.data)
+    counts, dropped = leaked_counts(table), 0
+    if cfg.data.get("drop_leaked"):
+        table, dropped = drop_leaked(table)
+    elif leakage_note(counts):
+        table = replace(table, notes=table.notes + [leakage_note(counts)])
+    leakage = {"test_rows_in_training": counts, "total": int(sum(counts.values())), "dropped_training_rows": dropped}
     table = split_train_val(table, float(cfg.data.val_fraction), int(cfg.seed))
     for note in table.notes:
         log.warning(note)
@@ -120,7 +129,17 @@ def prepare(cfg, need_features: bool = True) -> Prepared:
         if features is None:
             raise DataError("data.cluster_source=kmeans needs embeddings (a frozen encoder)")
         table = replace(table, cluster_ids=cluster_ids_for(cfg, table, features, encoder))
-    return Prepared(table, encoder, features)
+    return Prepared(table, encoder, features, leakage)
+
+
+def baseline_features(cfg, prep: Prepared) -> np.ndarray | None:
+    """The features the ``task_level`` baseline reads: the run's own, or (a run that trains its
+    text encoder has none) the configured frozen encoder's, from the embedding cache."""
+    if prep.features is not None:
+        return prep.features
+    from routerbench.encoders.cache import cached_encode
+
+    return cached_encode(prep.encoder, prep.table.texts, cache_dir(cfg) / "embeddings", progress=bool(cfg.progress))
 
 
 def cluster_ids_for(cfg, table: ScoreTable, features: np.ndarray, encoder) -> np.ndarray:

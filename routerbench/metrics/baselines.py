@@ -1,4 +1,10 @@
-"""Baselines every report carries: single LLMs, best single, random, task oracle, oracle."""
+"""Baselines every report carries: single LLMs, best single, random, task oracle, oracle.
+
+The learned ``task_level`` baseline (a task classifier + each task's best LLM) needs features and
+the training rows; ``routerbench.metrics.task_level`` fits it and ``baseline_reports`` takes its
+choice through ``extra``. Only ``task_oracle`` and ``oracle`` are upper bounds (they read the
+test labels); every other baseline is a router that could be deployed.
+"""
 
 from __future__ import annotations
 
@@ -43,26 +49,52 @@ def task_oracle_choice(credit, task, num_tasks) -> torch.Tensor:
     return sums.argmax(1)[task]
 
 
-def baseline_reports(credit, task, task_names, task_groups, llm_names, best_single: int, costs=None):
+def baseline_choices(credit, task, num_tasks: int, llm_names, best_single: int, costs=None,
+                     extra: dict | None = None) -> dict:
+    """Each baseline's routing: LLM indices [N], or a probability matrix [N, T] for ``random``.
+
+    Args:
+        best_single: index of the best single LLM, chosen on validation rows (never on test).
+        extra: more baselines' choices to include (``{"task_level": indices}``).
+    """
+    credit = torch.as_tensor(credit, dtype=torch.float64)
+    n, t = credit.shape
+    out = {name: torch.full((n,), i) for i, name in enumerate(llm_names)}
+    out["best_single"] = out[llm_names[best_single]]
+    for name, choice in (extra or {}).items():
+        out[name] = torch.as_tensor(choice)
+    out["random"] = torch.full((n, t), 1.0 / t, dtype=torch.float64)
+    out["task_oracle"] = task_oracle_choice(credit, task, num_tasks)
+    out["oracle"] = oracle_choice(credit, costs)
+    return out
+
+
+def per_query_credit(credit, choice) -> torch.Tensor:
+    """What a routing earns on each query [N] (expected credit for a probability matrix)."""
+    credit = torch.as_tensor(credit, dtype=torch.float64)
+    choice = torch.as_tensor(choice)
+    if choice.dim() == 2:
+        return (choice.to(torch.float64) * credit).sum(1)
+    return credit.gather(1, choice.long()[:, None])[:, 0]
+
+
+def baseline_reports(credit, task, task_names, task_groups, llm_names, best_single: int, costs=None,
+                     extra: dict | None = None, choices: dict | None = None):
     """Report dict per baseline, keyed by name.
 
     Args:
         best_single: index of the best single LLM, chosen on validation rows (never on test).
+        extra: more baselines' choices (e.g. ``task_level``), reported after ``best_single``.
+        choices: ``baseline_choices(...)`` when the caller has it.
 
     Returns:
-        ``{llm_name: report, ..., "best_single": report, "random": report, "task_oracle":
-        report, "oracle": report}``; ``random`` is the exact expectation of uniform routing.
+        ``{llm_name: report, ..., "best_single": report, [extra...], "random": report,
+        "task_oracle": report, "oracle": report}``; ``random`` is the exact expectation of
+        uniform routing.
     """
+    if choices is None:
+        choices = baseline_choices(credit, task, len(task_names), llm_names, best_single, costs, extra)
     credit = torch.as_tensor(credit, dtype=torch.float64)
-    n, t = credit.shape
-    k = len(task_names)
-
-    def ev(choice):
-        return evaluate(credit, choice, task, task_names, task_groups, costs)
-
-    out = {name: ev(torch.full((n,), i)) for i, name in enumerate(llm_names)}
-    out["best_single"] = dict(out[llm_names[best_single]], llm=llm_names[best_single])
-    out["random"] = ev(torch.full((n, t), 1.0 / t, dtype=torch.float64))
-    out["task_oracle"] = ev(task_oracle_choice(credit, task, k))
-    out["oracle"] = ev(oracle_choice(credit, costs))
+    out = {name: evaluate(credit, c, task, task_names, task_groups, costs) for name, c in choices.items()}
+    out["best_single"]["llm"] = llm_names[best_single]
     return out

@@ -13,8 +13,11 @@ Hu et al. 2024) rule for rule, including its quirks (``docs/cost.md``):
    hull is extended flat to ``(c_max, its last quality)``; AIQ = trapezoid area / ``c_max``.
    Cost is raw (linear axis), quality a fraction (mean credit, RouterBench's "performance").
 
-A *point* is a dict ``{"cost", "quality", "tasks": {task: {"cost", "quality"}}}`` (pooled over
-all rows, and per task); a *curve* is a list of points. Only numpy and torch here.
+A *point* is a dict ``{"cost", "quality", "task_avg", "tasks": {task: {"cost", "quality"}}}``:
+``quality`` is the **pooled** mean credit over all rows (each query weighs the same, as
+RouterBench pools an eval's samples), ``task_avg`` the unweighted mean over tasks of each task's
+mean credit (how run reports average, ``results.md``), and per task; a *curve* is a list of
+points and its quality axis is ``quality``. Only numpy and torch here.
 """
 
 from __future__ import annotations
@@ -167,6 +170,10 @@ def _np(a, dtype=np.float64) -> np.ndarray:
 def cost_quality_point(choice, credit, costs, task, task_names: Sequence[str] | None = None) -> dict:
     """Mean cost per query and mean credit of a routing, pooled and per task.
 
+    ``quality`` is pooled over queries (a task with more queries counts more); ``task_avg`` is
+    the unweighted mean over the tasks present of their ``quality`` (the average of run
+    reports). Curves, hulls and AIQ use ``quality``.
+
     Args:
         choice: chosen LLM per query [N].
         credit: credit of each LLM on each query [N, T] (fractions in [0, 1]).
@@ -175,7 +182,7 @@ def cost_quality_point(choice, credit, costs, task, task_names: Sequence[str] | 
         task_names: names of the task indices (default ``"0"``, ``"1"``, ...).
 
     Returns:
-        ``{"cost", "quality", "n", "tasks": {name: {"cost", "quality", "n"}}}``.
+        ``{"cost", "quality", "task_avg", "n", "tasks": {name: {"cost", "quality", "n"}}}``.
     """
     choice, task = _np(choice, np.int64), _np(task, np.int64)
     credit, costs = _np(credit), _np(costs)
@@ -187,7 +194,9 @@ def cost_quality_point(choice, credit, costs, task, task_names: Sequence[str] | 
         m = task == i
         if m.any():
             tasks[name] = {"cost": float(paid[m].mean()), "quality": float(got[m].mean()), "n": int(m.sum())}
-    return {"cost": float(paid.mean()), "quality": float(got.mean()), "n": len(choice), "tasks": tasks}
+    task_avg = float(np.mean([v["quality"] for v in tasks.values()])) if tasks else float("nan")
+    return {"cost": float(paid.mean()), "quality": float(got.mean()), "task_avg": task_avg, "n": len(choice),
+            "tasks": tasks}
 
 
 def zero_router_points(credit, costs, task, task_names: Sequence[str] | None = None) -> list[dict]:

@@ -44,9 +44,10 @@ def summarize_sums(credit_sum, count, cost_sum, llm_counts, task_names, task_gro
         task_groups: task name -> ``"id"`` or ``"ood"`` (others are left out of both averages).
 
     Returns:
-        ``{"tasks": {name: pct}, "id_avg", "ood_avg", "avg", "cost_per_query", "n",
-        "routed": [fraction per LLM]}``; averages are unweighted means over tasks (as in the
-        RouterDC paper); a missing group gives ``None``.
+        ``{"tasks": {name: pct}, "id_avg", "ood_avg", "avg", "pooled_avg", "cost_per_query",
+        "n", "routed": [fraction per LLM]}``; ``id_avg`` / ``ood_avg`` / ``avg`` are unweighted
+        means over tasks (as in the RouterDC paper; a missing group gives ``None``),
+        ``pooled_avg`` is the mean over all queries (RouterBench's quality axis).
     """
     tasks = {
         name: 100.0 * float(credit_sum[i] / count[i])
@@ -64,6 +65,7 @@ def summarize_sums(credit_sum, count, cost_sum, llm_counts, task_names, task_gro
         "id_avg": mean([t for t in tasks if task_groups.get(t) == "id"]),
         "ood_avg": mean([t for t in tasks if task_groups.get(t) == "ood"]),
         "avg": mean(list(tasks)),
+        "pooled_avg": 100.0 * float(credit_sum.sum()) / n if n else None,
         "cost_per_query": float(cost_sum) / n if has_cost and n else None,
         "n": int(n),
         "routed": [float(c) / n if n else 0.0 for c in llm_counts],

@@ -19,6 +19,7 @@ def plot_cost_quality(
     marked: Mapping[str, tuple[float, float]] | None = None,
     zero_hull: bool = True,
     caption: str = "",
+    quality_label: str = "quality (% credit, pooled mean over queries)",
 ) -> Path:
     """Each router's cost-quality curve and its non-decreasing hull, the LLMs and the oracle.
 
@@ -34,6 +35,8 @@ def plot_cost_quality(
         zero_hull: also draw the zero router (hull of the single LLMs) as a dotted grey line.
         caption: a line under the figure (the command and machine that made it); also the PNG's
             Description, which docs/results.md shows under the figure.
+        quality_label: the quality axis label; it names which average the points are (the
+            default: ``cost_quality_point``'s ``quality``, pooled over queries).
 
     Returns:
         The path written. Quality is drawn in percent; the left panel has cost on a linear axis (as
@@ -50,7 +53,7 @@ def plot_cost_quality(
     hulls = extended_hulls(compared)[0] if compared else {}
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), dpi=110)
     for ax, log in zip(axes, (False, True)):
-        _draw(ax, curves, hulls, single_points, oracle_point, marked, zero_hull, plt)
+        _draw(ax, curves, hulls, single_points, oracle_point, marked, zero_hull, plt, quality_label)
         ax.set_xlabel("cost per query (US$" + (", log scale)" if log else ", linear: the AIQ axis)"))
         if log:
             ax.set_xscale("log")
@@ -62,7 +65,7 @@ def plot_cost_quality(
     fig.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
     return _save(fig, Path(path), title, caption)
 
-def _draw(ax, curves, hulls, single_points, oracle_point, marked, zero_hull, plt) -> None:
+def _draw(ax, curves, hulls, single_points, oracle_point, marked, zero_hull, plt, quality_label) -> None:
     """One panel: single LLMs, the zero-router hull, each curve with its hull, the oracle."""
     from matplotlib.colors import to_hex
 
@@ -94,6 +97,6 @@ def _draw(ax, curves, hulls, single_points, oracle_point, marked, zero_hull, plt
     if oracle_point is not None:
         ax.scatter([oracle_point[0]], [100 * oracle_point[1]], marker="*", s=160, color="gold",
                    edgecolors="k", lw=0.6, zorder=5, label="oracle")
-    ax.set_ylabel("quality (% mean credit)")
+    ax.set_ylabel(quality_label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")

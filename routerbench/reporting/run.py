@@ -15,7 +15,9 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from routerbench.data.table import ScoreTable
-from routerbench.metrics.baselines import baseline_reports
+from routerbench.metrics.baselines import baseline_choices, baseline_reports, per_query_credit
+from routerbench.metrics.bootstrap import DEFAULT_RESAMPLES, bootstrap_report
+from routerbench.metrics.task_level import task_level_baseline
 from routerbench.metrics.cost import relative
 from routerbench.metrics.routing import evaluate
 from routerbench.paths import project_root
@@ -48,18 +50,65 @@ def routed_per_task(table: ScoreTable, rows: np.ndarray, choice: np.ndarray) -> 
     return out
 
 
-def test_baselines(table: ScoreTable, test_rows: np.ndarray, best: int) -> dict:
-    """Every baseline on the test rows; ``best`` (the best single LLM) was chosen on validation."""
+def _groups(sub: ScoreTable) -> dict[str, str]:
+    return {t: ("ood" if r == "test_ood" else "id") for t, r in sub.task_roles().items()}
+
+
+def test_baselines(table: ScoreTable, test_rows: np.ndarray, best: int, extra: dict | None = None,
+                   choices: dict | None = None) -> dict:
+    """Every baseline on the test rows; ``best`` (the best single LLM) was chosen on validation;
+    ``extra``: more baselines' choices on the test rows (``{"task_level": indices}``)."""
     sub = table.select(test_rows)
-    groups = {t: ("ood" if r == "test_ood" else "id") for t, r in sub.task_roles().items()}
     reports = baseline_reports(
-        sub.credit(), sub.task_index, sub.task_names, groups, table.llms, best, sub.costs
+        sub.credit(), sub.task_index, sub.task_names, _groups(sub), table.llms, best, sub.costs, extra, choices
     )
     return {k: _named(v, table.llms) for k, v in reports.items()}
 
 
-def build_report(router, dm, table: ScoreTable, predict, extra: dict | None = None) -> dict:
-    """metrics.json content: the router on test (and val), routed distribution, baselines."""
+def task_level_for_run(table: ScoreTable, features, train_rows, val_rows, test_rows, seed: int = 0) -> dict | None:
+    """The ``task_level`` baseline of a run (``routerbench.metrics.task_level``) on its features
+    and split, or None without features."""
+    if features is None or not len(test_rows) or not len(train_rows):
+        return None
+    feats = np.asarray(features.numpy() if hasattr(features, "numpy") else features, dtype=np.float64)
+    credit = np.nan_to_num(table.credit())
+    groups = {t: ("ood" if r == "test_ood" else "id") for t, r in table.task_roles().items()}
+    return task_level_baseline(feats, credit, table.task_index, table.task_names, groups, train_rows, val_rows,
+                               test_rows, costs=table.costs, seed=seed)
+
+
+REFERENCES = ("best_single", "task_level")
+
+
+def add_intervals(metrics: dict, table: ScoreTable, test_rows: np.ndarray, choice, choices: dict,
+                  n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict:
+    """Paired bootstrap ``ci95`` of the router and of every baseline, ``diff_ci95`` of the router
+    against best single and task_level (``routerbench.metrics.bootstrap``); keeps the per-query
+    credit in ``metrics["_per_query"]`` (``write_run_files`` saves it as test_credit.npz, which
+    study tables pool over seeds). Returns ``metrics``, changed in place."""
+    sub = table.select(test_rows)
+    credit = np.nan_to_num(sub.credit())
+    values = {"router": per_query_credit(credit, choice).numpy()}
+    values.update({k: per_query_credit(credit, c).numpy() for k, c in choices.items()})
+    metrics["_per_query"] = {"task": np.asarray(sub.task_index), "task_names": list(sub.task_names),
+                             "task_groups": _groups(sub), "values": values}
+    if n_resamples <= 0:
+        return metrics
+    boot = bootstrap_report(values, sub.task_index, sub.task_names, _groups(sub), "router", REFERENCES,
+                            n_resamples, seed)
+    metrics["ci95"] = boot["ci95"]["router"]
+    for name, report in metrics["baselines"].items():
+        report["ci95"] = boot["ci95"][name]
+    metrics["diff_ci95"] = boot["diff_ci95"]
+    metrics["bootstrap"] = boot["settings"]
+    return metrics
+
+
+def build_report(router, dm, table: ScoreTable, predict, extra: dict | None = None, features=None,
+                 bootstrap: dict | None = None, seed: int = 0) -> dict:
+    """metrics.json content: the router on test (and val), routed distribution, baselines
+    (``task_level`` on ``features`` when given), paired bootstrap intervals (``bootstrap``:
+    ``{"n_resamples", "seed"}``; default 1000 resamples, seed 0)."""
     test_rows, val_rows = dm.test_rows, dm.val_rows
     choice, _ = predict(router, dm, test_rows)
     metrics = {"router": type(router).__name__}
@@ -68,7 +117,19 @@ def build_report(router, dm, table: ScoreTable, predict, extra: dict | None = No
     vchoice, _ = predict(router, dm, val_rows)
     metrics["val"] = evaluate_rows(table, val_rows, vchoice) if len(val_rows) else None
     best = router.meta.get("best_single", 0)
-    metrics["baselines"] = test_baselines(table, test_rows, best) if len(test_rows) else {}
+    metrics["baselines"] = {}
+    if len(test_rows):
+        tl = task_level_for_run(table, features, dm.train_rows, val_rows, test_rows, seed)
+        sub = table.select(test_rows)
+        choices = baseline_choices(sub.credit(), sub.task_index, len(sub.task_names), table.llms, best, sub.costs,
+                                   {"task_level": tl["choice"]} if tl else None)
+        metrics["baselines"] = test_baselines(table, test_rows, best, choices=choices)
+        if tl:
+            metrics["baselines"]["task_level"].update(
+                mode=tl["mode"], val_avg=tl["val_avg"], val_task_accuracy=tl["val_task_accuracy"])
+        b = dict(bootstrap or {})
+        add_intervals(metrics, table, test_rows, choice, choices, int(b.get("n_resamples", DEFAULT_RESAMPLES)),
+                      int(b.get("seed", 0)))
     metrics["notes"] = list(table.notes)
     if "cluster_stability" in router.meta:  # k-means routing: train-vs-val agreement
         metrics["cluster_stability"] = router.meta["cluster_stability"]
@@ -146,10 +207,34 @@ def add_relative(metrics: dict) -> dict:
     return metrics
 
 
+def save_per_query(path: Path, per_query: dict) -> None:
+    """test_credit.npz: each system's credit per test query (``names`` x ``values``), the task ids,
+    task names and groups (what a study pools over seeds for its intervals)."""
+    names = list(per_query["values"])
+    np.savez_compressed(
+        path, names=np.array(names), values=np.stack([per_query["values"][n] for n in names]).astype(np.float32),
+        task=np.asarray(per_query["task"], dtype=np.int64), task_names=np.array(per_query["task_names"]),
+        task_groups=np.array([per_query["task_groups"].get(t, "") for t in per_query["task_names"]]),
+    )
+
+
+def load_per_query(path: Path) -> dict:
+    """Read a test_credit.npz written by ``save_per_query``."""
+    with np.load(path) as z:
+        names = [str(n) for n in z["names"]]
+        task_names = [str(t) for t in z["task_names"]]
+        return {"values": dict(zip(names, z["values"].astype(np.float64))), "task": z["task"],
+                "task_names": task_names, "task_groups": dict(zip(task_names, (str(g) for g in z["task_groups"])))}
+
+
 def write_run_files(run_dir: Path, cfg, metrics: dict, table: ScoreTable) -> None:
-    """Write config.yaml, metrics.json, results.md and provenance.json into the run dir."""
+    """Write config.yaml, metrics.json, results.md, provenance.json and test_credit.npz (the
+    per-query credit behind the intervals, popped from ``metrics["_per_query"]``) into the run dir."""
     add_relative(metrics)
+    per_query = metrics.pop("_per_query", None)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if per_query is not None:
+        save_per_query(run_dir / "test_credit.npz", per_query)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
     (run_dir / "provenance.json").write_text(json.dumps(provenance(cfg), indent=2))

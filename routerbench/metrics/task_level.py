@@ -1,0 +1,152 @@
+"""Task-level routing: predict the query's task, send it to that task's best LLM.
+
+The strongest simple baseline on task-mixed benchmarks: once the task is known, the best LLM of
+the task (by mean training credit) is a hard number to beat per query. Used by the ``task``
+router (``routerbench/routers/task.py``) and by the ``task_level`` baseline every report carries
+(``routerbench.reporting.run``). Everything here works on arrays/tensors only.
+
+Two read-outs of the task probabilities ``p`` [N, K] and the per-task utility table ``U`` [K, T]
+(``U[k, t]`` = mean training credit of LLM t on task k, minus ``cost_lambda`` x its mean cost):
+
+- ``hard``: the best LLM of the most probable task, ``best[argmax_k p_k]``;
+- ``soft``: ``argmax_t sum_k p_k U[k, t]`` (the expected utility under the task posterior).
+
+Ties (utilities within ``TIE_EPS``) go to the cheaper LLM when mean costs are given, else to the
+lower column index: explicit, so a tie never depends on floating-point noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+MODES = ("hard", "soft")
+TIE_EPS = 1e-9
+
+
+def task_utility_table(credit, task, num_tasks: int, costs=None, cost_lambda: float = 0.0) -> torch.Tensor:
+    """Mean credit (minus ``cost_lambda`` x mean cost) of each LLM on each task [K, T].
+
+    A task without rows (an OOD task, never seen in training) gets the mean over all rows, so a
+    soft read-out that puts weight on it is not pulled towards zero.
+    """
+    credit = torch.as_tensor(np.asarray(credit), dtype=torch.float64)
+    util = credit if costs is None or not cost_lambda else credit - cost_lambda * torch.as_tensor(
+        np.asarray(costs), dtype=torch.float64)
+    task = torch.as_tensor(np.asarray(task), dtype=torch.long)
+    sums = torch.zeros(num_tasks, util.shape[1], dtype=torch.float64).index_add_(0, task, util)
+    counts = torch.bincount(task, minlength=num_tasks).to(torch.float64)
+    table = util.mean(0, keepdim=True).expand(num_tasks, -1).clone()
+    seen = counts > 0
+    table[seen] = sums[seen] / counts[seen, None]
+    return table
+
+
+def mean_costs_per_llm(costs) -> torch.Tensor | None:
+    """Mean cost of each LLM [T] (the tie-breaker), or None without costs."""
+    return None if costs is None else torch.as_tensor(np.asarray(costs), dtype=torch.float64).mean(0)
+
+
+def argmax_ties(util: torch.Tensor, tiebreak: torch.Tensor | None = None) -> torch.Tensor:
+    """Row-wise argmax of ``util`` [N, T]; among values within ``TIE_EPS`` of the row maximum, the
+    lowest ``tiebreak`` [T] (mean cost) wins, then the lowest index."""
+    util = util.to(torch.float64)
+    tie = util >= util.max(-1, keepdim=True).values - TIE_EPS
+    if tiebreak is None:
+        return tie.to(torch.int8).argmax(-1)
+    key = tiebreak.to(torch.float64).expand_as(util).masked_fill(~tie, float("inf"))
+    return key.argmin(-1)  # argmin returns the first (lowest) index among equal keys
+
+
+def task_level_choice(p_task: torch.Tensor, table: torch.Tensor, mode: str = "hard",
+                      tiebreak: torch.Tensor | None = None) -> torch.Tensor:
+    """Chosen LLM [N] from task probabilities [N, K] and the utility table [K, T].
+
+    Raises:
+        ValueError: unknown ``mode``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    table = table.to(torch.float64)
+    if mode == "hard":
+        best = argmax_ties(table, tiebreak)
+        return best[p_task.argmax(-1)]
+    return argmax_ties(p_task.to(torch.float64) @ table, tiebreak)
+
+
+def task_level_scores(p_task: torch.Tensor, table: torch.Tensor, mode: str = "hard") -> torch.Tensor:
+    """Per-LLM expected utility [N, T] under the read-out: the hard mode uses the one-hot of the
+    most probable task. These are the task router's confidences (policies and cost curves read
+    them)."""
+    p = p_task.to(torch.float64)
+    if mode == "hard":
+        p = torch.nn.functional.one_hot(p.argmax(-1), p.shape[-1]).to(torch.float64)
+    return p @ table.to(torch.float64)
+
+
+def fit_task_classifier(features: np.ndarray, task: np.ndarray, num_tasks: int, c: float = 10.0,
+                        seed: int = 0):
+    """A multinomial logistic regression on the training rows' task ids (scikit-learn, lbfgs).
+
+    Returns:
+        A function ``features [n, D] -> p(task) [n, K]`` (columns of unseen tasks are 0).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    task = np.asarray(task)
+    classes = np.unique(task)
+    if len(classes) == 1:
+        def const(x):
+            p = np.zeros((len(x), num_tasks))
+            p[:, classes[0]] = 1.0
+            return p
+        return const
+    clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+    clf.fit(np.asarray(features, dtype=np.float64), task)
+
+    def proba(x):
+        p = np.zeros((len(x), num_tasks))
+        if len(x):
+            p[:, clf.classes_] = clf.predict_proba(np.asarray(x, dtype=np.float64))
+        return p
+    return proba
+
+
+def task_level_baseline(features: np.ndarray, credit, task, task_names: list[str], task_groups: dict[str, str],
+                        train_rows, val_rows, rows, costs=None, seed: int = 0) -> dict:
+    """The ``task_level`` baseline: a logistic task classifier on the run's features (train
+    rows), each task's best LLM by mean credit over the training files' rows (train + val), the
+    read-out (``hard`` / ``soft``) chosen on validation (ties: ``hard``).
+
+    Args:
+        features: the run's query features [N, D] (every row of the table).
+        credit: credit [N, T]; task: task ids [N].
+        train_rows, val_rows: the run's split; rows: the rows to route (the test rows).
+        costs: per-query costs [N, T] or None (ties then go to the cheaper LLM).
+
+    Returns:
+        ``{"choice": [len(rows)] LLM indices, "mode": str, "val_avg": {mode: score},
+        "val_task_accuracy": float | None}``.
+    """
+    from routerbench.metrics.routing import evaluate
+
+    credit, task = np.asarray(credit, dtype=np.float64), np.asarray(task, dtype=np.int64)
+    train_rows, val_rows, rows = (np.asarray(r, dtype=np.int64) for r in (train_rows, val_rows, rows))
+    k = len(task_names)
+    fit_rows = np.unique(np.concatenate([train_rows, val_rows]))
+    table = task_utility_table(credit[fit_rows], task[fit_rows], k)
+    tiebreak = None if costs is None else mean_costs_per_llm(np.asarray(costs)[fit_rows])
+    train_u = np.unique(train_rows)
+    proba = fit_task_classifier(features[train_u], task[train_u], k, c=1.0, seed=seed)
+    modes, val_avg, acc = ["hard", "soft"], {}, None
+    if len(val_rows):
+        pv = torch.as_tensor(proba(features[val_rows]))
+        acc = float((pv.argmax(-1).numpy() == task[val_rows]).mean())
+        for m in modes:
+            choice = task_level_choice(pv, table, m, tiebreak)
+            val_avg[m] = evaluate(credit[val_rows], choice, task[val_rows], task_names, task_groups)["avg"]
+        mode = max(modes, key=lambda m: (val_avg[m], m == "hard"))
+    else:
+        mode = "hard"
+    choice = task_level_choice(torch.as_tensor(proba(features[rows])), table, mode, tiebreak)
+    return {"choice": choice.numpy(), "mode": mode, "val_avg": val_avg, "val_task_accuracy": acc}
