@@ -37,6 +37,7 @@ from routerbench.config import compose
 from routerbench.onboarding import add_llm, parse_options
 from routerbench.pipeline import prepare
 from routerbench.reporting.run import evaluate_rows, machine_name
+from routerbench.study import check_stored
 from routerbench.train import fit
 
 # minilm_left: the ARC and Winogrande prompts put the query after a shared few-shot preamble, so
@@ -49,8 +50,17 @@ ROUTERS = {  # --router -> its overrides (routers with add_llms)
 
 
 def _fit(overrides, out: Path) -> dict:
-    if not (out / "metrics.json").exists():
-        fit(compose(overrides + [f"output_dir={out}"]))
+    """The run at ``out``: fitted, or reused when it exists with the same settings (as a study
+    reuses its runs, ``routerbench.study.check_stored``); a stored run with other settings stops
+    the script, naming the keys."""
+    cfg = compose(overrides + [f"output_dir={out}"])
+    if (out / "metrics.json").exists():
+        diff = check_stored(out, cfg, overrides)
+        if diff:
+            raise SystemExit(f"{out}: stored run fitted with other settings ({'; '.join(diff)}); "
+                             "delete it or give another --out")
+    else:
+        fit(cfg)
     return json.loads((out / "metrics.json").read_text())
 
 

@@ -1,10 +1,10 @@
 """How well a trained router tells, within one task, which queries each LLM gets right.
 
     python experiments/predictability.py [--study results/cost_routerbench] [--variant Multi-label_argmax]
-        [--out FILE] [overrides...]
+        [--out FILE]
 
-(overrides: the study's data and encoder, default ``data=routerbench encoder=minilm_left``, so
-its cached embeddings are reused)
+Each checkpoint's data, split and embedding cache come from the checkpoint itself
+(``routerbench.runs.checkpoint.load_run``): the settings it was fitted with, never a guess.
 
 For each seed's checkpoint of the variant (default: the multi-label classifier of
 experiments/cost_routerbench.yaml), reads its per-LLM confidences on the test rows and computes,
@@ -32,10 +32,8 @@ import numpy as np
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from routerbench.api import load_router
-from routerbench.config import compose
-from routerbench.pipeline import prepare
 from routerbench.reporting.run import machine_name
+from routerbench.runs.checkpoint import load_run
 
 
 def within_task_auc(conf: np.ndarray, credit: np.ndarray, tasks: np.ndarray) -> dict:
@@ -80,14 +78,6 @@ def simulated_best(credit, costs, tasks, prior, auc, budget, seeds=5, lambdas=LA
     return float(np.mean(best))
 
 
-def confidences(r, table, x, rows) -> np.ndarray:
-    """The checkpoint's per-LLM confidences [n, T] on ``rows``: from the cached embeddings, or from
-    the texts when the router fine-tunes its own text encoder."""
-    if r.model.text_encoder is None:
-        return r.route_features(x[rows])[1]
-    return r.route_texts([table.texts[i] for i in rows], batch_size=64)[1]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--study", default="results/cost_routerbench")
@@ -96,20 +86,22 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=0.05)
     ap.add_argument("--aucs", type=float, nargs="*", default=[0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9])
     ap.add_argument("--out", default=None, help="default <study>/predictability.md")
-    ap.add_argument("overrides", nargs="*", default=["data=routerbench", "encoder=minilm_left"])
     args = ap.parse_args()
     runs = sorted((Path(args.study) / args.variant).glob("seed*/checkpoints/best.ckpt"))
     if not runs:
         raise SystemExit(f"no checkpoints under {args.study}/{args.variant}/seed*/checkpoints: run the study first")
-    prep = prepare(compose(["router=multilabel", "logger=none", *args.overrides]))
-    table, x = prep.table, prep.features
-    test = np.flatnonzero(np.isin(table.roles, ["test_id", "test_ood"]))
-    routers = [load_router(ckpt) for ckpt in runs]
-    names = routers[0].llm_names  # every seed's run routes the same LLMs
-    cols = [table.llms.index(m) for m in names]
-    all_credit = table.credit()[:, cols]
+    loaded = [load_run(ckpt) for ckpt in runs]
+    table = loaded[0].table  # each run's table has its LLM columns in its checkpoint's order
+    names = list(table.llms)
+    test = loaded[0].rows("test_id", "test_ood")
+    for run in loaded[1:]:
+        if list(run.table.llms) != names or not np.array_equal(run.table.ids[run.rows("test_id", "test_ood")],
+                                                                 table.ids[test]):
+            raise SystemExit(f"{run.path}: its LLMs or test rows differ from {loaded[0].path}'s; "
+                             "the seeds of one variant must share them")
+    all_credit = table.credit()
     credit, tasks = all_credit[test], table.tasks[test]
-    per_seed = [within_task_auc(confidences(r, table, x, test), credit, tasks) for r in routers]
+    per_seed = [within_task_auc(run.route(test)[1], credit, tasks) for run in loaded]
     lines = [f"## Within-task AUC of {args.variant}'s per-LLM confidences (test rows)", "",
              f"Command: `python {' '.join(sys.argv)}` on {machine_name()}; {len(runs)} seeds' checkpoints "
              f"under {args.study}/{args.variant}. Each cell: ROC AUC of the LLM's confidence against its "
@@ -131,7 +123,7 @@ def main() -> None:
         prior = {t: all_credit[train][table.tasks[train] == t].mean(0) for t in set(tasks)}
         ref = names.index(args.ref) if args.ref else int(all_credit[train].mean(0).argmax())
         args.ref = names[ref]
-        costs = table.costs[test][:, cols]
+        costs = table.costs[test]
         ref_q, ref_c = credit[:, ref].mean(), costs[:, ref].mean()
         lines += ["", f"## The within-task AUC the cost goal needs (simulated predictor, {args.budget:.0%} of "
                   f"{args.ref}'s cost)", "",

@@ -47,9 +47,19 @@ def run_folder(ckpt: str | Path) -> Path:
 class LoadedRouter:
     """A trained router with its encoder, as stored in the checkpoint (loaded once)."""
 
-    def __init__(self, model, encoder, path: str):
+    def __init__(self, model, encoder, path: str, cache_dir: str | Path | None = None):
         self.model, self.encoder, self.path = model.eval(), encoder, path
         self.llm_names: list[str] = list(model.meta.get("llm_names") or model.hparams.llm_names)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)  # embeddings: read and extended
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Frozen-encoder features of ``texts`` [N, D]: through the embedding cache when the
+        router has one (texts its run embedded are read, new ones embedded once and added)."""
+        if self.cache_dir is None:
+            return self.encoder.encode(texts, progress=progress)
+        from routerbench.encoders.cache import cached_encode
+
+        return cached_encode(self.encoder, list(texts), self.cache_dir, progress=progress)
 
     @torch.no_grad()
     def route_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +71,8 @@ class LoadedRouter:
     def route_texts(self, texts: list[str] | str, batch_size: int = 256,
                     progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Chosen LLM indices [N] and confidences [N, T] for texts, encoded by the checkpoint's own
-        encoder (its fine-tuned text encoder, or its cached-embedding encoder), in order.
+        encoder (its fine-tuned text encoder, or its frozen encoder through the run's embedding
+        cache, ``encode``), in order.
 
         A bare string is one query (N = 1).
 
@@ -69,6 +80,8 @@ class LoadedRouter:
             TypeError: ``texts`` is not a string or a sequence of strings.
         """
         texts = as_texts(texts)
+        if self.model.text_encoder is None and self.cache_dir is not None:
+            return self.route_features(self.encode(texts, progress))
         idx, probs = [np.zeros(0, dtype=np.int64)], [np.zeros((0, len(self.llm_names)), dtype=np.float32)]
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start : start + batch_size])
@@ -98,9 +111,17 @@ class LoadedRouter:
                 for i, p in zip(idx, probs)]
 
 
-def load_router(path: str | Path) -> LoadedRouter:
-    """Load a routerbench checkpoint: the router, its LLM names and its fitted encoder."""
+def load_router(path: str | Path, cache: bool = True) -> LoadedRouter:
+    """Load a routerbench checkpoint: the router, its LLM names and its fitted encoder.
+
+    With ``cache`` (the default) a frozen-encoder router reads the embedding cache of the
+    checkpoint's run (its config's ``cache_dir``, else the project's): texts the run embedded
+    are not embedded again (``docs/bench_route_cache.md``).
+    """
+    from omegaconf import OmegaConf
+
     from routerbench.encoders import encoder_from_state
+    from routerbench.runs.checkpoint import embeddings_dir
 
     path = Path(path)
     if not path.exists():
@@ -115,4 +136,5 @@ def load_router(path: str | Path) -> LoadedRouter:
     cls = _import(meta["config"]["router"]["_target_"])
     model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=False)
     encoder = encoder_from_state(pickle.loads(meta["encoder_state"]))
-    return LoadedRouter(model, encoder, str(path))
+    cache_dir = embeddings_dir(OmegaConf.create(meta["config"])) if cache else None
+    return LoadedRouter(model, encoder, str(path), cache_dir)

@@ -238,7 +238,7 @@ def cmd_curve(args) -> int:
     from routerbench.curves import read_prices, run_curve
 
     report, out = run_curve(args.ckpts, args.lambdas, args.output_dir, args.combine, read_prices(args.prices),
-                            calibrate=args.calibrate)
+                            calibrate=args.calibrate, task_level=not args.no_task_level)
     a, v = report["aiq"], report["aiq_val"]
     for name in a["pooled"]:
         print(f"{name}: AIQ pooled {a['pooled'][name]:.4f}, mean over evals {a['mean_over_evals'][name]:.4f} "
@@ -325,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--calibrate", action="store_true",
                    help="Platt-calibrate each router's confidences per LLM on validation before the sweep")
     s.add_argument("--prices", default=None, metavar="FILE", help="price table {llm: $ per query} (JSON/YAML) for data without costs")
+    s.add_argument("--no-task-level", action="store_true",
+                   help="leave out the task_level baseline's curve (fitted on the first checkpoint's run)")
     s.set_defaults(fn=cmd_curve)
     s = sub.add_parser("add-llm", help="add a new LLM to a trained router from its probe-set scores, no retraining")
     s.add_argument("ckpt")
@@ -366,11 +368,24 @@ def _setup_logging() -> None:
         pkg.addHandler(handler)
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with options and positional items in any order after the command
+    (``routerbench study FILE --refit seed=1``, ``routerbench test CKPT --output-dir D FILE``):
+    each command's parser reads its items intermixed (``sweep`` passes its rest on as is)."""
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    sub = commands.get(argv[0]) if argv else None
+    if sub is None or any(a.nargs == argparse.REMAINDER for a in sub._actions):
+        return parser.parse_args(argv)
+    return sub.parse_intermixed_args(argv[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Exit status: 0 success, 1 failure, 2 bad input or config, 130 / 143
     interrupted by Ctrl-C / SIGTERM (docs/reliability.md)."""
     _setup_logging()
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return args.fn(args)
     except (DataError, ConfigError) as e:

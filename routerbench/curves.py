@@ -57,6 +57,7 @@ class EvalData:
     test: Rows
     best_single: int  # the best single LLM chosen on validation (task-averaged credit)
     test_ids: np.ndarray | None = None
+    task_level: dict | None = None  # the task_level baseline's scores {"val", "test", "mode"}
 
     def point(self, rows: Rows, choice) -> dict:
         return cost_quality_point(choice, rows.credit, rows.costs, rows.task, self.task_names)
@@ -222,52 +223,55 @@ def write_curve_files(report: dict, out_dir: str | Path, title: str) -> Path:
 # ---- checkpoints -----------------------------------------------------------------------
 
 
-def checkpoint_data(ckpt, prices: dict | None = None):
+TASK_LEVEL = "task_level (baseline)"
+
+
+def checkpoint_data(ckpt, prices: dict | None = None, task_level: bool = False):
     """A checkpoint's data and predictions: ``(EvalData, conf_val, conf_test, own_val, own_test)``.
 
     ``own_*`` is the router's own ``route()`` choice (its policy, if any); ``conf_*`` its
-    confidences. ``prices`` ({llm: $ per query}) replaces the data config's ``costs``.
+    confidences. ``prices`` ({llm: $ per query}) replaces the data config's ``costs``. With
+    ``task_level``, ``EvalData.task_level`` holds the run's ``task_level`` baseline's expected
+    credit per LLM on validation and test (``{"val", "test", "mode"}``), what its curve sweeps.
 
     Raises:
         DataError: the data has no per-query costs, or no validation / test rows.
     """
-    from routerbench.api import load_router
-    from routerbench.data.splits import split_train_val
-    from routerbench.encoders.cache import cached_encode
-    from routerbench.pipeline import build_table, cache_dir
+    from routerbench.runs.checkpoint import load_run
 
-    router = load_router(ckpt)
-    meta = router.model.meta
-    cfg = OmegaConf.create(meta["config"])
-    if prices:
-        cfg.data.costs = prices
-    table = split_train_val(build_table(cfg.data), float(cfg.data.val_fraction), int(cfg.seed))
+    run = load_run(ckpt, prices)
+    table = run.table
     if table.costs is None:
-        raise DataError(f"{ckpt}: data {cfg.data.name!r} has no per-query costs; give a price table "
+        raise DataError(f"{ckpt}: data {run.cfg.data.name!r} has no per-query costs; give a price table "
                         f"({{llm: $ per query}} for {table.llms}) with --prices FILE")
-    if list(table.llms) != router.llm_names:
-        raise DataError(f"{ckpt}: data LLMs {table.llms} differ from the checkpoint's {router.llm_names}")
-    val, test = np.flatnonzero(table.roles == "val"), np.flatnonzero(np.isin(table.roles, ["test_id", "test_ood"]))
+    val, test = run.rows("val"), run.rows("test_id", "test_ood")
     if not len(val) or not len(test):
         raise DataError(f"{ckpt}: the curve needs validation and test rows (found {len(val)} and {len(test)})")
-    rows = np.concatenate([val, test])
-    texts = [table.texts[i] for i in rows]
-    if router.model.text_encoder is None:
-        x = cached_encode(router.encoder, texts, cache_dir(cfg) / "embeddings", progress=bool(cfg.get("progress", True)))
-        own, conf = router.route_features(x)
-    else:  # a fine-tuned text encoder: the checkpoint encodes the texts itself
-        own, conf = router.route_texts(texts, progress=bool(cfg.get("progress", True)))
+    own, conf = run.route(np.concatenate([val, test]))
     credit = np.nan_to_num(table.credit().astype(np.float64))
     tidx = table.task_index
-    names = table.task_names
     data = EvalData(
-        list(table.llms), names,
+        list(table.llms), table.task_names,
         Rows(credit[val], table.costs[val].astype(np.float64), tidx[val]),
         Rows(credit[test], table.costs[test].astype(np.float64), tidx[test]),
-        int(meta.get("best_single", 0)), test_ids=table.ids[test],
+        run.best_single, test_ids=table.ids[test],
     )
+    if task_level:
+        tl = run.task_level()
+        if tl is not None:
+            data.task_level = {"val": tl.scores(run.features(val)), "test": tl.scores(run.features(test)),
+                               "mode": tl.mode}
     k = len(val)
     return data, conf[:k], conf[k:], own[:k], own[k:]
+
+
+def task_level_entry(data: EvalData, lambdas) -> dict | None:
+    """The ``task_level`` baseline's curve: the trade-off sweep of its expected credit per LLM
+    (its read-out chosen on validation), or None when ``data`` has no task-level scores."""
+    tl = data.task_level
+    if tl is None:
+        return None
+    return dict(sweep_entry(tl["val"], tl["test"], data, lambdas), mode=tl["mode"], baseline=True)
 
 
 def _run_name(ckpt, depth: int = 1) -> str:
@@ -288,11 +292,12 @@ def _run_names(ckpts) -> list[str]:
 
 
 def run_curve(ckpts, lambdas=None, output_dir=None, combine: str | None = None, prices: dict | None = None,
-              calibrate: bool = False):
+              calibrate: bool = False, task_level: bool = True):
     """Curves of checkpoints (or one combined curve) with AIQ; writes the three files.
 
     ``calibrate`` Platt-calibrates each router's confidences on the validation rows before the
-    sweep (``sweep_entry``).
+    sweep (``sweep_entry``). ``task_level`` adds the ``task_level`` baseline's curve, fitted on
+    the first checkpoint's run (its features and split, as its report fitted it).
 
     Returns:
         (report dict, output directory).
@@ -300,7 +305,7 @@ def run_curve(ckpts, lambdas=None, output_dir=None, combine: str | None = None, 
     lambdas = list(DEFAULT_LAMBDAS if lambdas is None else lambdas)
     entries, base, own_pts = {}, None, ([], [])
     for ckpt, name in zip(ckpts, _run_names(ckpts)):
-        data, cv, ct, ov, ot = checkpoint_data(ckpt, prices)
+        data, cv, ct, ov, ot = checkpoint_data(ckpt, prices, task_level=base is None and task_level)
         if base is None:
             base = data
         elif data.llms != base.llms or not np.array_equal(data.test_ids, base.test_ids):
@@ -314,6 +319,9 @@ def run_curve(ckpts, lambdas=None, output_dir=None, combine: str | None = None, 
         entries[name] = dict(sweep_entry(cv, ct, data, lambdas, calibrate), checkpoint=str(ckpt))
     if combine:
         entries[combine] = dict(points_entry(*own_pts, base), checkpoints=[str(c) for c in ckpts])
+    tl = task_level_entry(base, lambdas)
+    if tl is not None:
+        entries[TASK_LEVEL] = dict(tl, checkpoint=str(ckpts[0]))
     report = curve_report(entries, base)
     report["lambdas"] = lambdas
     from routerbench.api import run_folder

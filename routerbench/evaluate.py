@@ -12,7 +12,9 @@ from omegaconf import OmegaConf
 from routerbench.api import load_router, run_folder
 from routerbench.data.errors import DataError
 from routerbench.data.table import ScoreTable
-from routerbench.reporting.run import evaluate_rows, routed_per_task, test_baselines, write_run_files
+from routerbench.metrics.baselines import baseline_choices
+from routerbench.metrics.bootstrap import DEFAULT_RESAMPLES
+from routerbench.reporting.run import add_intervals, evaluate_rows, routed_per_task, test_baselines, write_run_files
 
 log = logging.getLogger("routerbench.evaluate")
 
@@ -146,48 +148,71 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
             that are not the checkpoint's.
     """
     from routerbench.config import compose
-    from routerbench.encoders.cache import cached_encode
-    from routerbench.pipeline import build_table, cache_dir
+    from routerbench.runs.checkpoint import align_llms, load_run, route_texts
 
     if (task or rule) and not files:
         raise DataError(f"--{'task' if task else 'rule'} applies only to score files given after the checkpoint; "
                         "without them its own test data is scored with its data config's tasks and rules")
-    router = load_router(ckpt)
-    meta = router.model.meta
-    cfg = OmegaConf.create(meta["config"])
+    own = None  # the checkpoint's own run (its data, split as in training): task_level is fitted on it
+    data_cfg = None
     if overrides:
         over = compose(list(overrides))
-        for key in ("data",):
-            if any(o.startswith(key) for o in overrides):
-                cfg[key] = over[key]
+        if any(o.startswith("data") for o in overrides):
+            data_cfg = over["data"]
     if files:
+        router = load_router(ckpt)
+        meta = router.model.meta
+        cfg = OmegaConf.create(meta["config"])
         table = _files_table(files, task, role, rule, nan_policy, dict(meta.get("rules") or {}))
+        table = align_llms(table, router.llm_names, ", ".join(map(str, files)))
     else:
-        table = build_table(cfg.data)
-    if list(table.llms) != router.llm_names:
-        if sorted(table.llms) != sorted(router.llm_names):
-            where = ", ".join(map(str, files)) if files else f"data {cfg.data.get('name')!r}"
-            raise DataError(
-                f"{where}: LLMs {table.llms}, but the checkpoint was trained on {router.llm_names}"
-            )
-        order = [table.llms.index(m) for m in router.llm_names]
-        table = ScoreTable(**{**table.__dict__, "llms": router.llm_names, "scores": table.scores[:, order],
-                              "costs": None if table.costs is None else table.costs[:, order]})
+        run = load_run(ckpt, data_cfg=data_cfg)
+        router, cfg, table = run.router, run.cfg, run.table
+        meta = router.model.meta
+        own = run if data_cfg is None else None
     rows = np.flatnonzero(np.isin(table.roles, ["test_id", "test_ood"]))
     if not len(rows):
         raise DataError("no test rows to evaluate (files need role test_id or test_ood)")
     sub = table.select(rows)
-    x = cached_encode(router.encoder, sub.texts, cache_dir(cfg) / "embeddings", progress=bool(cfg.get("progress", True))) if router.model.text_encoder is None else None
-    if x is not None:
-        choice, _ = router.route_features(x)
-    else:
-        choice = router.route_texts(sub.texts)[0]
+    choice, _ = route_texts(router, sub.texts, cfg)
     metrics = {"router": type(router.model).__name__, "checkpoint": str(ckpt)}
     all_rows = np.arange(len(sub))
     metrics.update(evaluate_rows(sub, all_rows, choice))
     metrics["routed_per_task"] = routed_per_task(sub, all_rows, choice)
-    metrics["baselines"] = test_baselines(sub, all_rows, int(meta.get("best_single", 0)))
-    metrics["notes"] = list(table.notes)
+    best = int(meta.get("best_single", 0))
+    notes = list(table.notes)
+    tl, tl_choice = _task_level(ckpt, own, router, cfg, sub, notes)
+    extra = {"task_level": tl_choice} if tl is not None else None
+    choices = baseline_choices(sub.credit(), sub.task_index, len(sub.task_names), table.llms, best, sub.costs, extra)
+    metrics["baselines"] = test_baselines(sub, all_rows, best, choices=choices)
+    if tl is not None:
+        metrics["baselines"]["task_level"].update(tl.summary(), fitted_on="the checkpoint's own training data")
+    b = OmegaConf.to_container(cfg.bootstrap) if cfg.get("bootstrap") else {}
+    add_intervals(metrics, sub, all_rows, choice, choices, int(b.get("n_resamples", DEFAULT_RESAMPLES)),
+                  int(b.get("seed", 0)))
+    metrics["notes"] = notes
     out = Path(output_dir) if output_dir else run_folder(ckpt) / f"test-{time.strftime('%Y%m%d-%H%M%S')}"
     write_run_files(out, cfg, metrics, sub)
     return metrics, out
+
+
+def _task_level(ckpt, own, router, cfg, sub: ScoreTable, notes: list[str]):
+    """The ``task_level`` baseline for ``routerbench test``: fitted on the checkpoint's own run
+    (``own``, else loaded from the checkpoint's data config) as its report fitted it, and applied
+    to ``sub``'s rows on the checkpoint's frozen encoder features. ``(TaskLevel, choice)``, or
+    ``(None, None)`` with a note when the training data cannot be read."""
+    from routerbench.runs.checkpoint import encode_cached, load_run
+
+    try:
+        run = own if own is not None else load_run(ckpt)
+        tl = run.task_level()
+    except (DataError, OSError) as e:
+        tl, why = None, str(e)
+    else:
+        why = "the checkpoint's run has no training rows"
+    if tl is None:
+        msg = f"task_level baseline left out: it is fitted on the checkpoint's training data, which is not available ({why})"
+        log.warning(msg)
+        notes.append(msg)
+        return None, None
+    return tl, tl.choice(encode_cached(router.encoder, sub.texts, cfg))

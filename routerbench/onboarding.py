@@ -83,7 +83,8 @@ def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | Non
         probe_size: use the first n probe queries (an error if the file has fewer).
         task, rule: for a probe file whose format does not carry them (``read_file``).
         nan_policy: ``error`` (a probe row with an empty score is an error naming it) or ``drop``.
-        cache_dir: embedding cache folder (default: the project's).
+        cache_dir: cache folder (its ``embeddings/`` is read; default: the checkpoint's run's,
+            ``cache_dir`` of its config or the project's).
         options: extra keyword arguments of the router's ``add_llms`` (e.g. ``{"basis": "llms"}``
             for ``MultiLabelRouter``), overriding its ``onboard_*`` hyperparameters for this call.
 
@@ -92,8 +93,10 @@ def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | Non
             queries, a NaN score, missing costs.
     """
     from routerbench.api import load_router
+    from omegaconf import OmegaConf
+
     from routerbench.encoders.cache import cached_encode
-    from routerbench.paths import cache_root
+    from routerbench.runs.checkpoint import embeddings_dir
 
     loaded = load_router(ckpt)
     model = loaded.model
@@ -131,8 +134,8 @@ def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | Non
             cols.append(col)
         kwargs["probe_cols"] = np.asarray(cols)
     else:
-        kwargs["probe_x"] = cached_encode(loaded.encoder, probe.texts, Path(cache_dir or cache_root()) / "embeddings",
-                                          progress=False)
+        emb = Path(cache_dir) / "embeddings" if cache_dir else embeddings_dir(OmegaConf.create(model.meta["config"]))
+        kwargs["probe_x"] = cached_encode(loaded.encoder, probe.texts, emb, progress=False)
     try:
         extended = model.add_llms(names, new, old, probe.tasks, new_cost, **kwargs, **(options or {}))
     except (TypeError, ValueError) as e:

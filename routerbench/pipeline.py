@@ -98,12 +98,14 @@ class Prepared:
     leakage: dict | None = None
 
 
-def prepare(cfg, need_features: bool = True) -> Prepared:
-    """Build the table, split off validation, fit the encoder on train texts, embed (cached)."""
-    from routerbench.encoders import build_encoder
-    from routerbench.encoders.cache import cached_encode
-    from routerbench.encoders.truncation import hf_settings, text_encoder_settings, truncation_warnings
+def split_table(cfg) -> tuple[ScoreTable, dict]:
+    """The run's table as training saw it: built from ``cfg.data``, leaked training rows counted
+    (and dropped with ``data.drop_leaked``), validation split off under ``cfg.seed``.
 
+    Returns:
+        (the split table, the leakage report ``{"test_rows_in_training", "total",
+        "dropped_training_rows"}``).
+    """
     from routerbench.data.leakage import drop_leaked, leakage_note, leaked_counts
 
     table = build_table(cfg.data)
@@ -113,7 +115,16 @@ def prepare(cfg, need_features: bool = True) -> Prepared:
     elif leakage_note(counts):
         table = replace(table, notes=table.notes + [leakage_note(counts)])
     leakage = {"test_rows_in_training": counts, "total": int(sum(counts.values())), "dropped_training_rows": dropped}
-    table = split_train_val(table, float(cfg.data.val_fraction), int(cfg.seed))
+    return split_train_val(table, float(cfg.data.val_fraction), int(cfg.seed)), leakage
+
+
+def prepare(cfg, need_features: bool = True) -> Prepared:
+    """Build the table, split off validation, fit the encoder on train texts, embed (cached)."""
+    from routerbench.encoders import build_encoder
+    from routerbench.encoders.cache import cached_encode
+    from routerbench.encoders.truncation import hf_settings, text_encoder_settings, truncation_warnings
+
+    table, leakage = split_table(cfg)
     for note in table.notes:
         log.warning(note)
     encoder = build_encoder(OmegaConf.to_container(cfg.encoder, resolve=True))

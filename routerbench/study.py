@@ -165,7 +165,7 @@ def stored_settings(run: Path) -> dict | None:
     return (torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True).get("routerbench") or {}).get("config")
 
 
-def _check_stored(run: Path, cfg, overrides=()) -> list[str]:
+def check_stored(run: Path, cfg, overrides=()) -> list[str]:
     """Why a stored run (finished or interrupted) cannot be reused for ``cfg`` (composed from
     ``overrides``): its differing keys, or a note that its settings were not stored; [] when it can."""
     stored = stored_settings(run)
@@ -213,7 +213,7 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
                 continue  # neither fitted nor tabulated
             items = list(spec["common"]) + list(overrides or []) + list(extra)
             cfg = compose(items + [f"seed={seed}", f"output_dir={run}"])
-            diff = _check_stored(run, cfg, items) if done or started else []
+            diff = check_stored(run, cfg, items) if done or started else []
             if diff and not (refit and chosen):
                 stale.append((run, variant, chosen, diff))
             if chosen:

@@ -45,6 +45,49 @@ def test_test_command_on_named_files(run, tmp_path, capsys):
     assert main(["test", str(run / "run" / "checkpoints" / "best.ckpt"), str(path), "--output-dir", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["n"] == 40 and m["tasks"]
+    # the task_level baseline (fitted on the checkpoint's own training data) and the intervals
+    tl = m["baselines"]["task_level"]
+    assert tl["mode"] in ("hard", "soft") and tl["fitted_on"] and tl["ci95"]["id_avg"]
+    assert set(m["diff_ci95"]) == {"best_single", "task_level"} and m["ci95"]["id_avg"]
+
+
+def test_test_command_on_its_own_data_matches_the_fit_report(run, tmp_path):
+    """``routerbench test CKPT`` re-scores the run's own test rows: the router, the task_level
+    baseline and every interval come out as the fit's metrics.json gave them."""
+    fit = json.loads((run / "run" / "metrics.json").read_text())
+    out = tmp_path / "own"
+    assert main(["test", str(run / "run" / "checkpoints" / "best.ckpt"), "--output-dir", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["tasks"] == fit["tasks"] and m["ci95"] == fit["ci95"] and m["diff_ci95"] == fit["diff_ci95"]
+    for name in ("best_single", "task_level", "oracle"):
+        assert m["baselines"][name]["tasks"] == fit["baselines"][name]["tasks"], name
+        assert m["baselines"][name]["ci95"] == fit["baselines"][name]["ci95"], name
+    assert m["baselines"]["task_level"]["mode"] == fit["baselines"]["task_level"]["mode"]
+
+
+def test_test_command_without_the_training_data_notes_the_missing_task_level(run, tmp_path, monkeypatch):
+    import routerbench.runs.checkpoint as rc
+    from routerbench.config import compose
+    from routerbench.data.errors import DataError
+    from routerbench.pipeline import build_table
+    from conftest import FAST
+
+    table = build_table(compose(FAST).data)
+    path = tmp_path / "extra.jsonl"
+    with open(path, "w") as f:
+        for i in [i for i, r in enumerate(table.roles) if r == "test_id"][:30]:
+            f.write(json.dumps({"question": table.texts[i], "task": table.tasks[i],
+                                "scores": dict(zip(table.llms, map(float, table.scores[i])))}) + "\n")
+
+    def gone(*a, **k):
+        raise DataError("data root /nowhere does not exist")
+
+    monkeypatch.setattr(rc, "load_run", gone)
+    out = tmp_path / "e"
+    assert main(["test", str(run / "run" / "checkpoints" / "best.ckpt"), str(path), "--output-dir", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert "task_level" not in m["baselines"] and set(m["diff_ci95"]) == {"best_single"}
+    assert any("task_level baseline left out" in n and "/nowhere" in n for n in m["notes"])
 
 
 def test_test_command_reads_each_file_once_when_task_or_rule_is_known(run, tmp_path, monkeypatch):

@@ -214,7 +214,7 @@ def test_fit_report_has_cost_and_percent_of_best_single(run):
 def test_curve_command_end_to_end(run, tmp_path, capsys):
     ckpt = str(run / "checkpoints" / "best.ckpt")
     out = tmp_path / "curve"
-    assert main(["curve", ckpt, "--lambdas", "0", "0.05", "0.3", "3", "--output-dir", str(out)]) == 0
+    assert main(["curve", ckpt, "--lambdas", "0", "0.05", "0.3", "3", "--no-task-level", "--output-dir", str(out)]) == 0
     rep = json.loads((out / "curve.json").read_text())
     (name, entry), = rep["routers"].items()
     assert [p["lambda"] for p in entry["test"]] == [0, 0.05, 0.3, 3]
@@ -235,9 +235,32 @@ def test_curve_command_end_to_end(run, tmp_path, capsys):
     assert "AIQ pooled" in capsys.readouterr().out
     # two checkpoints as the points of one curve
     both = tmp_path / "both"
-    assert main(["curve", ckpt, str(run / "checkpoints" / "last.ckpt"), "--combine", "pair", "--output-dir", str(both)]) == 0
+    assert main(["curve", ckpt, str(run / "checkpoints" / "last.ckpt"), "--combine", "pair", "--no-task-level",
+                 "--output-dir", str(both)]) == 0
     rep = json.loads((both / "curve.json").read_text())
     assert list(rep["routers"]) == ["pair"] and len(rep["routers"]["pair"]["test"]) == 2
+
+
+def test_curve_has_the_task_level_baseline_by_default(run, tmp_path):
+    """The default curve carries the task_level baseline, fitted on the run's split as its report
+    fitted it: at lambda = 0 it routes as metrics.json's ``baselines.task_level``."""
+    from routerbench.curves import TASK_LEVEL
+
+    ckpt = str(run / "checkpoints" / "best.ckpt")
+    out = tmp_path / "tl"
+    assert main(["curve", ckpt, "--lambdas", "0", "0.3", "3", "--output-dir", str(out)]) == 0
+    rep = json.loads((out / "curve.json").read_text())
+    assert list(rep["routers"])[-1] == TASK_LEVEL and len(rep["routers"]) == 2
+    entry = rep["routers"][TASK_LEVEL]
+    m = json.loads((run / "metrics.json").read_text())
+    base = m["baselines"]["task_level"]
+    assert entry["baseline"] is True and entry["mode"] == base["mode"] in ("hard", "soft")
+    assert TASK_LEVEL in rep["aiq"]["pooled"] and TASK_LEVEL in (out / "curve.md").read_text()
+    first = entry["test"][0]
+    assert first["lambda"] == 0
+    for task, score in base["tasks"].items():
+        assert 100 * first["tasks"][task]["quality"] == pytest.approx(score, abs=1e-6), task
+    assert all(a["cost"] >= b["cost"] - 1e-12 for a, b in zip(entry["test"], entry["test"][1:]))
 
 
 def test_curve_without_costs_fails_clearly_and_prices_fix_it(run, tmp_path, monkeypatch, capsys):

@@ -62,8 +62,7 @@ def test_cost_curves_script_on_the_cost_study(tmp_path):
     assert (out / "curve_seed0" / "curve.png").stat().st_size > 0
     assert "zero router" in (out / "aiq_seeds.md").read_text()
     # experiments/predictability.py on the same runs: within-task AUC and the simulated bound
-    res = subprocess.run([sys.executable, str(EXP / "predictability.py"), "--study", str(out), "encoder=tfidf",
-                          *TINY[3:], f"cache_dir={tmp_path / 'cache'}", "--aucs", "0.5", "0.99"],
+    res = subprocess.run([sys.executable, str(EXP / "predictability.py"), "--study", str(out), "--aucs", "0.5", "0.99"],
                          capture_output=True, text=True, cwd=project_root())
     assert res.returncode == 0, res.stderr[-2000:]
     text = (out / "predictability.md").read_text()

@@ -17,6 +17,9 @@ lower column index: explicit, so a tie never depends on floating-point noise.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -112,11 +115,62 @@ def fit_task_classifier(features: np.ndarray, task: np.ndarray, num_tasks: int, 
     return proba
 
 
+@dataclass
+class TaskLevel:
+    """A fitted task-level router: the task classifier, the utility table and the read-out.
+
+    ``choice`` routes features; ``scores`` gives the expected utility per LLM under the chosen
+    read-out (the confidences a cost sweep reads).
+    """
+
+    proba: Callable[[np.ndarray], np.ndarray]
+    table: torch.Tensor
+    tiebreak: torch.Tensor | None
+    mode: str
+    val_avg: dict
+    val_task_accuracy: float | None
+
+    def choice(self, features) -> np.ndarray:
+        """Chosen LLM index per row of ``features`` [n, D]."""
+        return task_level_choice(torch.as_tensor(self.proba(features)), self.table, self.mode, self.tiebreak).numpy()
+
+    def scores(self, features) -> np.ndarray:
+        """Expected utility of each LLM [n, T] (``task_level_scores`` under the chosen mode)."""
+        return task_level_scores(torch.as_tensor(self.proba(features)), self.table, self.mode).numpy()
+
+    def summary(self) -> dict:
+        return {"mode": self.mode, "val_avg": self.val_avg, "val_task_accuracy": self.val_task_accuracy}
+
+
+def fit_task_level(train_features, train_task, fit_credit, fit_task, task_names: list[str], val_features=None,
+                   val_credit=None, val_task=None, task_groups: dict | None = None, fit_costs=None,
+                   seed: int = 0) -> TaskLevel:
+    """Fit the task-level router: the classifier (C = 1) on ``train_features`` / ``train_task``,
+    each task's mean credit over the ``fit_*`` rows (the training files' rows: train + val), the
+    read-out (``hard`` / ``soft``) chosen on the validation rows (ties and no validation: ``hard``).
+    ``fit_costs`` [n, T] (or None) breaks ties towards the cheaper LLM."""
+    from routerbench.metrics.routing import evaluate
+
+    k = len(task_names)
+    table = task_utility_table(np.asarray(fit_credit, dtype=np.float64), np.asarray(fit_task), k)
+    tiebreak = None if fit_costs is None else mean_costs_per_llm(fit_costs)
+    proba = fit_task_classifier(np.asarray(train_features, dtype=np.float64), np.asarray(train_task), k, c=1.0, seed=seed)
+    modes, val_avg, acc, mode = ("hard", "soft"), {}, None, "hard"
+    if val_features is not None and len(val_features):
+        val_task = np.asarray(val_task)
+        pv = torch.as_tensor(proba(np.asarray(val_features, dtype=np.float64)))
+        acc = float((pv.argmax(-1).numpy() == val_task).mean())
+        groups = task_groups or {t: "id" for t in task_names}
+        for m in modes:
+            choice = task_level_choice(pv, table, m, tiebreak)
+            val_avg[m] = evaluate(np.asarray(val_credit, dtype=np.float64), choice, val_task, task_names, groups)["avg"]
+        mode = max(modes, key=lambda m: (val_avg[m], m == "hard"))
+    return TaskLevel(proba, table, tiebreak, mode, val_avg, acc)
+
+
 def task_level_baseline(features: np.ndarray, credit, task, task_names: list[str], task_groups: dict[str, str],
                         train_rows, val_rows, rows, costs=None, seed: int = 0) -> dict:
-    """The ``task_level`` baseline: a logistic task classifier on the run's features (train
-    rows), each task's best LLM by mean credit over the training files' rows (train + val), the
-    read-out (``hard`` / ``soft``) chosen on validation (ties: ``hard``).
+    """The ``task_level`` baseline of a run (``fit_task_level`` on its split, routing ``rows``).
 
     Args:
         features: the run's query features [N, D] (every row of the table).
@@ -128,25 +182,11 @@ def task_level_baseline(features: np.ndarray, credit, task, task_names: list[str
         ``{"choice": [len(rows)] LLM indices, "mode": str, "val_avg": {mode: score},
         "val_task_accuracy": float | None}``.
     """
-    from routerbench.metrics.routing import evaluate
-
     credit, task = np.asarray(credit, dtype=np.float64), np.asarray(task, dtype=np.int64)
     train_rows, val_rows, rows = (np.asarray(r, dtype=np.int64) for r in (train_rows, val_rows, rows))
-    k = len(task_names)
     fit_rows = np.unique(np.concatenate([train_rows, val_rows]))
-    table = task_utility_table(credit[fit_rows], task[fit_rows], k)
-    tiebreak = None if costs is None else mean_costs_per_llm(np.asarray(costs)[fit_rows])
     train_u = np.unique(train_rows)
-    proba = fit_task_classifier(features[train_u], task[train_u], k, c=1.0, seed=seed)
-    modes, val_avg, acc = ["hard", "soft"], {}, None
-    if len(val_rows):
-        pv = torch.as_tensor(proba(features[val_rows]))
-        acc = float((pv.argmax(-1).numpy() == task[val_rows]).mean())
-        for m in modes:
-            choice = task_level_choice(pv, table, m, tiebreak)
-            val_avg[m] = evaluate(credit[val_rows], choice, task[val_rows], task_names, task_groups)["avg"]
-        mode = max(modes, key=lambda m: (val_avg[m], m == "hard"))
-    else:
-        mode = "hard"
-    choice = task_level_choice(torch.as_tensor(proba(features[rows])), table, mode, tiebreak)
-    return {"choice": choice.numpy(), "mode": mode, "val_avg": val_avg, "val_task_accuracy": acc}
+    tl = fit_task_level(features[train_u], task[train_u], credit[fit_rows], task[fit_rows], task_names,
+                        features[val_rows], credit[val_rows], task[val_rows], task_groups,
+                        None if costs is None else np.asarray(costs)[fit_rows], seed)
+    return {"choice": tl.choice(features[rows]), **tl.summary()}
