@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from routerbench.config import compose
-from routerbench.pipeline import build_table
+from routerbench.data.prepare import build_table
 from routerbench.reporting.run import add_intervals, machine_name, test_baselines
 from routerbench.metrics.baselines import baseline_choices
 

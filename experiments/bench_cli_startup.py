@@ -10,8 +10,10 @@ writes it to a file. The commands:
 - ``routerbench --help``;
 - ``routerbench fit router.lr=abc`` (a bad value: exit 2, one line);
 - ``routerbench fit badkey=1`` (an unknown key: exit 2, one line);
+- ``routerbench route CKPT missing.jsonl`` (an input that does not exist: exit 2, one line, read
+  before the checkpoint and its imports);
 
-and two references: the bare interpreter (``python -c pass``) and ``import routerbench.train``,
+and two references: the bare interpreter (``python -c pass``) and ``import routerbench.runs.fit``,
 the torch + Lightning stack that ``fit`` imported before checking its config.
 """
 
@@ -40,8 +42,9 @@ def commands() -> list[tuple[str, list[str], int]]:
         ("`routerbench --help`", [exe, "--help"], 0),
         ("`routerbench fit router.lr=abc`", [exe, "fit", "router.lr=abc"], 2),
         ("`routerbench fit badkey=1`", [exe, "fit", "badkey=1"], 2),
+        ("`routerbench route CKPT missing.jsonl`", [exe, "route", "runs/x/checkpoints/best.ckpt", "missing.jsonl"], 2),
         ("reference: `python -c pass`", [py, "-c", "pass"], 0),
-        ("reference: `python -c 'import routerbench.train'`", [py, "-c", "import routerbench.train"], 0),
+        ("reference: `python -c 'import routerbench.runs.fit'`", [py, "-c", "import routerbench.runs.fit"], 0),
     ]
 
 

@@ -39,7 +39,7 @@ import torch
 
 from routerbench.config import compose
 from routerbench.reporting.run import machine_name
-from routerbench.study import _slug, load_study
+from routerbench.runs.study import _slug, load_study
 
 TARGET_S = 600.0
 

@@ -23,9 +23,9 @@ import time
 import torch
 
 from routerbench.config import compose
-from routerbench.pipeline import prepare
+from routerbench.data.prepare import prepare
 from routerbench.reporting.run import machine_name
-from routerbench.train import build_router, make_datamodule, make_trainer
+from routerbench.runs.fit import build_router, make_datamodule, make_trainer
 
 
 def bench_frozen(tmp: str) -> float:

@@ -3,7 +3,7 @@
     python experiments/cost_curves.py [--study results/cost_routerbench] [--seeds 0 1 2] [--out DIR]
 
 Reads the runs of ``routerbench study experiments/cost_routerbench.yaml`` and builds one report
-(routerbench.curves): the trade-off sweep ``argmax(conf - lambda * cost / max cost)`` of each
+(routerbench.runs.curve): the trade-off sweep ``argmax(conf - lambda * cost / max cost)`` of each
 router trained without a cost term (as is, and with its confidences Platt-calibrated per LLM on
 validation: routerbench.metrics.calibration), the points of the routers trained at several cost rates
 (one curve per family), the multi-label classifier's cost-aware policy as a point, every single
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from routerbench.curves import DEFAULT_LAMBDAS, checkpoint_data, curve_report, points_entry, sweep_entry, write_curve_files
+from routerbench.runs.curve import DEFAULT_LAMBDAS, checkpoint_data, curve_report, points_entry, sweep_entry, write_curve_files
 
 SWEEPS = {  # name -> run folder (a router trained without a cost term, swept at inference)
     "Two-stage, lambda sweep": "Two-stage_cost_rate_0",
@@ -48,7 +48,7 @@ def policy_sweep(ckpt, base, load=checkpoint_data) -> dict:
     ``target`` (the capability a fitted line must reach) over the multi-label model's confidences."""
     import torch
 
-    from routerbench.policies import build_policy
+    from routerbench.routers.policies import build_policy
 
     data, cv, ct, _, _ = load(ckpt)
     val, test = [], []

@@ -5,7 +5,7 @@
 For each LLM L: train the router (``--router``: the two-stage router, or the multi-label classifier,
 which adds an LLM as one more output unit) without L (``data.exclude_llms=[L]``), then add L from
 probe sets of n training queries (the first n of a seeded permutation of the training rows; never
-validation or test rows) with ``routerbench.onboarding.add_llm``, and evaluate on the test rows
+validation or test rows) with ``routerbench.runs.add_llm.add_llm``, and evaluate on the test rows
 with all 11 LLMs. Compared with (a) the router without L, (b) the router retrained with every LLM
 (one run, the same for every L), and two baselines that use the same probe data: kNN (existing
 LLMs' credit predicted from the k=10 nearest training queries, L's from the k nearest probe
@@ -34,11 +34,11 @@ import numpy as np
 
 from routerbench.api import load_router
 from routerbench.config import compose
-from routerbench.onboarding import add_llm, parse_options
-from routerbench.pipeline import prepare
+from routerbench.runs.add_llm import add_llm, parse_options
+from routerbench.data.prepare import prepare
 from routerbench.reporting.run import evaluate_rows, machine_name
-from routerbench.study import check_stored
-from routerbench.train import fit
+from routerbench.runs.study import check_stored
+from routerbench.runs.fit import fit
 
 # minilm_left: the ARC and Winogrande prompts put the query after a shared few-shot preamble, so
 # right truncation at 256 tokens made each task's queries one text (runs before session 5 did that)
@@ -51,7 +51,7 @@ ROUTERS = {  # --router -> its overrides (routers with add_llms)
 
 def _fit(overrides, out: Path) -> dict:
     """The run at ``out``: fitted, or reused when it exists with the same settings (as a study
-    reuses its runs, ``routerbench.study.check_stored``); a stored run with other settings stops
+    reuses its runs, ``routerbench.runs.study.check_stored``); a stored run with other settings stops
     the script, naming the keys."""
     cfg = compose(overrides + [f"output_dir={out}"])
     if (out / "metrics.json").exists():

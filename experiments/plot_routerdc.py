@@ -31,9 +31,9 @@ import torch
 from omegaconf import OmegaConf
 
 from routerbench.api import load_router
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.encoders.cache import cached_encode
-from routerbench.pipeline import build_table, cache_dir
+from routerbench.data.prepare import build_table, cache_dir
 from routerbench.reporting.run import machine_name, routed_per_task
 from routerbench.reporting.study_plots import routed_share_plot, tsne_plot, tsne_points
 

@@ -35,9 +35,9 @@ import lightning as L
 import numpy as np
 
 from routerbench.config import compose
-from routerbench.pipeline import prepare
+from routerbench.data.prepare import prepare
 from routerbench.reporting.run import evaluate_rows, machine_name
-from routerbench.train import RNGState, build_router, make_datamodule, make_trainer, predict, rng_states, set_rng_states
+from routerbench.runs.fit import RNGState, build_router, make_datamodule, make_trainer, predict, rng_states, set_rng_states
 
 DEFAULT = ["experiment=routerdc_paper", "router.lr=0.0002"]
 

@@ -13,7 +13,7 @@ import itertools
 import numpy as np
 
 from routerbench.config import compose
-from routerbench.pipeline import build_table
+from routerbench.data.prepare import build_table
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from routerbench.curves import DEFAULT_LAMBDAS, checkpoint_data, sweep_entry
+from routerbench.runs.curve import DEFAULT_LAMBDAS, checkpoint_data, sweep_entry
 from routerbench.metrics.cost import aiq, curve_xy, zero_router_points
 from routerbench.reporting.run import machine_name
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from routerbench.config import _import
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 
 
 def as_texts(texts) -> list[str]:

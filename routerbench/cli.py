@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from routerbench.config import ConfigError, compose
+from routerbench.config import compose
 from routerbench.config_check import resume_path
-from routerbench.data.errors import DataError
+from routerbench.errors import ConfigError, DataError
 
 log = logging.getLogger("routerbench")
 
@@ -27,7 +27,7 @@ def _cfg(overrides):
 def cmd_fit(args) -> int:
     cfg = _cfg(args.overrides)  # types, ranges and resume=last are checked before torch is imported
     resume_path(cfg)
-    from routerbench.train import FitInterrupted, fit
+    from routerbench.runs.fit import FitInterrupted, fit
 
     try:
         metrics = fit(cfg)
@@ -49,7 +49,7 @@ def _print_summary(m: dict) -> None:
 
 
 def cmd_test(args) -> int:
-    from routerbench.evaluate import test_checkpoint
+    from routerbench.runs.test import test_checkpoint
 
     metrics, out_dir = test_checkpoint(
         args.ckpt, args.files, task=args.task, role=args.role, rule=args.rule,
@@ -136,10 +136,12 @@ def _read_queries(path: str) -> tuple[list[str], list[dict]]:
 
 
 def cmd_route(args) -> int:
+    texts, records = _read_queries(args.input)  # a bad input fails before the checkpoint's imports
+    if not Path(args.ckpt).is_file():
+        raise DataError(f"{args.ckpt}: checkpoint not found")
     from routerbench.api import load_router
 
     router = load_router(args.ckpt)
-    texts, records = _read_queries(args.input)
     results = router.route(texts, progress=True)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     for rec, r in zip(records, results):
@@ -167,7 +169,7 @@ def _validate_config(overrides) -> int:
     """``routerbench validate data=NAME``: the data config's table, and its train/test leakage."""
     from routerbench.data.leakage import leaked_counts
     from routerbench.data.validate import summarize
-    from routerbench.pipeline import build_table
+    from routerbench.data.prepare import build_table
 
     bad = [p for p in overrides if "=" not in p]
     if bad:
@@ -185,7 +187,7 @@ def _validate_config(overrides) -> int:
 
 
 def cmd_embed(args) -> int:
-    from routerbench.pipeline import prepare
+    from routerbench.data.prepare import prepare
 
     cfg = _cfg(args.overrides)
     t0 = time.time()
@@ -198,7 +200,7 @@ def cmd_embed(args) -> int:
 def cmd_cluster(args) -> int:
     import numpy as np
 
-    from routerbench.pipeline import prepare
+    from routerbench.data.prepare import prepare
 
     cfg = _cfg(list(args.overrides) + ["data.cluster_source=kmeans"])
     table = prepare(cfg).table
@@ -215,7 +217,7 @@ def cmd_cluster(args) -> int:
 
 
 def cmd_study(args) -> int:
-    from routerbench.study import run_study
+    from routerbench.runs.study import run_study
 
     out = run_study(args.file, args.overrides, output_dir=args.output_dir, only=args.variant, refit=args.refit)
     print((out / "table.md").read_text())
@@ -223,7 +225,7 @@ def cmd_study(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from routerbench.sweep import option_parser, run_sweep
+    from routerbench.runs.sweep import option_parser, run_sweep
 
     o = option_parser().parse_intermixed_args(args.rest)
     out, failed = run_sweep(args.spec, o.overrides, output_dir=o.output_dir, count=o.count, parallel=o.parallel,
@@ -235,7 +237,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_curve(args) -> int:
-    from routerbench.curves import read_prices, run_curve
+    from routerbench.runs.curve import read_prices, run_curve
 
     report, out = run_curve(args.ckpts, args.lambdas, args.output_dir, args.combine, read_prices(args.prices),
                             calibrate=args.calibrate, task_level=not args.no_task_level)
@@ -248,7 +250,7 @@ def cmd_curve(args) -> int:
 
 
 def cmd_add_llm(args) -> int:
-    from routerbench.onboarding import add_llm, parse_options
+    from routerbench.runs.add_llm import add_llm, parse_options
 
     try:
         options = parse_options(args.option or [])

@@ -18,11 +18,12 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from routerbench.config_check import ConfigError, check
+from routerbench.config_check import check
+from routerbench.errors import ConfigError
 from routerbench.paths import config_root
 
 GROUPS = ("router", "data", "encoder", "trainer", "logger")
-__all__ = ["ConfigError", "GROUPS", "compose", "constructor_args", "instantiate"]
+__all__ = ["ConfigError", "GROUPS", "compose", "constructor_args", "group_options", "instantiate", "load_option"]
 
 
 def _load_yaml(path: Path) -> DictConfig:
@@ -32,15 +33,48 @@ def _load_yaml(path: Path) -> DictConfig:
         raise ConfigError(f"{path}: cannot read config: {e}") from None
 
 
+def group_options(root: Path, group: str) -> list[str]:
+    """The option names of a config group: its ``*.yaml`` files, less those starting with ``_``
+    (``_base.yaml`` is not an option)."""
+    return sorted(q.stem for q in (root / group).glob("*.yaml") if not q.stem.startswith("_"))
+
+
 def _option_path(root: Path, group: str, option: str) -> Path:
     p = Path(option)
     if p.suffix in (".yaml", ".yml") and p.exists():
         return p
     path = root / group / f"{option}.yaml"
-    if not path.exists():
-        valid = sorted(q.stem for q in (root / group).glob("*.yaml"))
-        raise ConfigError(f"unknown {group} option {option!r}; valid: {', '.join(valid)}")
+    if option.startswith("_") or not path.exists():
+        raise ConfigError(f"unknown {group} option {option!r}; valid: {', '.join(group_options(root, group))}")
     return path
+
+
+def load_option(root: Path, group: str, option: str, _seen: tuple = ()) -> DictConfig:
+    """One option of a config group with what it inherits, so its yaml holds only what differs:
+
+    - ``_base_: OTHER`` in the option's yaml: it starts from option OTHER of the same group (an
+      option with no other key is an alias, e.g. ``router=mlp`` is ``router=multilabel``);
+    - otherwise it starts from the group's ``_base.yaml`` when there is one (the keys every
+      option shares, e.g. the ``BaseRouter`` arguments of ``configs/router/_base.yaml``).
+
+    Raises:
+        ConfigError: an unknown option, or ``_base_`` options that name each other in a circle.
+    """
+    path = _option_path(root, group, option)
+    cfg = _load_yaml(path)
+    parent = cfg.pop("_base_", None) if isinstance(cfg, DictConfig) else None
+    if parent is not None:
+        if str(parent) in _seen + (option,):
+            raise ConfigError(f"{path}: _base_: {parent} inherits from itself ({' -> '.join(_seen + (option, str(parent)))})")
+        base = load_option(root, group, str(parent), _seen + (option,))
+    else:
+        shared = root / group / "_base.yaml"
+        base = _load_yaml(shared) if shared.exists() else None
+    if base is None:
+        return cfg
+    merged = OmegaConf.to_container(OmegaConf.merge(base, cfg))
+    order = list(cfg.keys()) + [k for k in base.keys() if k not in cfg]  # the option's own keys first
+    return OmegaConf.create({k: merged[k] for k in order})
 
 
 def _valid_keys(cfg, prefix: str) -> str:
@@ -98,7 +132,7 @@ def compose(overrides: list[str] | tuple = (), config_dir: str | Path | None = N
     cfg = base
     for g in GROUPS:
         if g in choices and choices[g] is not None:
-            cfg[g] = _load_yaml(_option_path(root, g, str(choices[g])))
+            cfg[g] = load_option(root, g, str(choices[g]))
     cfg["choices"] = {**{g: choices.get(g) for g in GROUPS}, "experiment": experiment}
     reference = OmegaConf.to_container(cfg)  # the group yamls' values: the kinds that overrides keep
     if exp_cfg is not None:

@@ -23,9 +23,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-
-class ConfigError(ValueError):
-    """A bad config or override; the message is the whole user-facing text."""
+from routerbench.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def test_platt_recovers_per_llm_maps_and_keeps_each_llms_order():
 def test_calibration_lets_the_tradeoff_find_a_cheap_llm_a_softmax_hides():
     """LLM 0 (cheap) is right on the queries where its softmax share is 0.3, LLM 1 (dear) on all;
     uncalibrated, the cheap LLM never wins at lam below 0.4; calibrated, it wins at lam = 0.1."""
-    from routerbench.curves import EvalData, Rows, sweep_entry
+    from routerbench.runs.curve import EvalData, Rows, sweep_entry
 
     n = 40
     conf = np.tile([[0.3, 0.7]], (n, 1))
@@ -65,13 +65,13 @@ def test_calibration_lets_the_tradeoff_find_a_cheap_llm_a_softmax_hides():
 
 def test_curve_command_calibrate_flag(tmp_path, fast_overrides):
     from routerbench.config import compose
-    from routerbench.train import fit
+    from routerbench.runs.fit import fit
 
     fit(compose(fast_overrides + ["router=multilabel"]))
     ckpt = str(tmp_path / "run" / "checkpoints" / "best.ckpt")
     assert main(["curve", ckpt, "--calibrate", "--lambdas", "0", "0.3", "--output-dir", str(tmp_path / "c")]) == 0
     rep = json.loads((tmp_path / "c" / "curve.json").read_text())
-    from routerbench.curves import TASK_LEVEL
+    from routerbench.runs.curve import TASK_LEVEL
 
     (entry,) = [e for name, e in rep["routers"].items() if name != TASK_LEVEL]
     assert len(entry["test"]) == 2 and rep["aiq"]["pooled"]

@@ -31,7 +31,7 @@ def test_fit_learned_router_beats_best_single(run):
 def test_test_command_on_named_files(run, tmp_path, capsys):
     # write the synthetic test rows of two tasks as a generic JSONL score file
     from routerbench.config import compose
-    from routerbench.pipeline import build_table
+    from routerbench.data.prepare import build_table
     from conftest import FAST
 
     table = build_table(compose(FAST).data)
@@ -68,8 +68,8 @@ def test_test_command_on_its_own_data_matches_the_fit_report(run, tmp_path):
 def test_test_command_without_the_training_data_notes_the_missing_task_level(run, tmp_path, monkeypatch):
     import routerbench.runs.checkpoint as rc
     from routerbench.config import compose
-    from routerbench.data.errors import DataError
-    from routerbench.pipeline import build_table
+    from routerbench.errors import DataError
+    from routerbench.data.prepare import build_table
     from conftest import FAST
 
     table = build_table(compose(FAST).data)
@@ -95,7 +95,7 @@ def test_test_command_reads_each_file_once_when_task_or_rule_is_known(run, tmp_p
     import routerbench.data.loading as loading
     from conftest import FAST
     from routerbench.config import compose
-    from routerbench.pipeline import build_table
+    from routerbench.data.prepare import build_table
 
     table = build_table(compose(FAST).data)
     task = table.task_names[0]

@@ -55,7 +55,7 @@ def test_resume_last_without_checkpoint_is_error_and_makes_no_run_dir(tmp_path, 
 
 
 def test_train_fit_checks_resume_before_making_the_run_dir(tmp_path):
-    from routerbench.train import fit
+    from routerbench.runs.fit import fit
 
     cfg = compose(["encoder=tfidf", "logger=none", "resume=last", f"output_dir={tmp_path / 'run'}"])
     with pytest.raises(ConfigError, match="resume=last: no checkpoint"):

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-import routerbench.clustering as clustering
-from routerbench.clustering import (
+import routerbench.data.clustering as clustering
+from routerbench.data.clustering import (
     assign_clusters,
     cluster_queries,
     cluster_stability,
     load_cluster_ids,
     save_cluster_ids,
 )
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 
 
 def _blobs(n_per=40, k=4, dim=16, spread=0.3, seed=0):

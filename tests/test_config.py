@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from routerbench.config import ConfigError, compose, constructor_args, instantiate
+from routerbench.config import ConfigError, compose, constructor_args, group_options, instantiate, load_option
 from routerbench.paths import config_root
 
-ROUTER_YAMLS = sorted((config_root() / "router").glob("*.yaml"))
+# each router option as composed: its yaml over configs/router/_base.yaml (or its _base_ option)
+ROUTER_YAMLS = [config_root() / "router" / f"{name}.yaml" for name in group_options(config_root(), "router")]
 
 
 def test_defaults_compose():
@@ -55,7 +56,7 @@ def test_experiment_changes_only_its_keys(tmp_path):
 
 @pytest.mark.parametrize("path", ROUTER_YAMLS, ids=lambda p: p.stem)
 def test_router_yaml_is_target_plus_constructor_args(path: Path):
-    cfg = OmegaConf.load(path)
+    cfg = load_option(config_root(), "router", path.stem)
     from routerbench.config import _import
 
     cls = _import(cfg._target_)

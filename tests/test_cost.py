@@ -119,7 +119,7 @@ def test_zero_router_aiq_on_routerbench_data():
     if not (root / "routerbench" / "routerbench_zs").is_dir():
         pytest.skip("RouterBench subset not found")
     from routerbench.config import compose
-    from routerbench.pipeline import build_table
+    from routerbench.data.prepare import build_table
 
     table = build_table(compose(["data=routerbench"]).data).role("test_id", "test_ood")
     assert len(table) == 945
@@ -221,7 +221,7 @@ def test_curve_command_end_to_end(run, tmp_path, capsys):
     assert all(a["cost"] >= b["cost"] for a, b in zip(entry["test"], entry["test"][1:]))
     assert set(rep["aiq"]["pooled"]) == {name, "zero router"} and rep["machine"]
     # the same comparison on validation (to choose between curves): recomputed from the val points
-    from routerbench.curves import checkpoint_data
+    from routerbench.runs.curve import checkpoint_data
     from routerbench.metrics.cost import curve_xy
 
     v = checkpoint_data(ckpt)[0].val
@@ -244,7 +244,7 @@ def test_curve_command_end_to_end(run, tmp_path, capsys):
 def test_curve_has_the_task_level_baseline_by_default(run, tmp_path):
     """The default curve carries the task_level baseline, fitted on the run's split as its report
     fitted it: at lambda = 0 it routes as metrics.json's ``baselines.task_level``."""
-    from routerbench.curves import TASK_LEVEL
+    from routerbench.runs.curve import TASK_LEVEL
 
     ckpt = str(run / "checkpoints" / "best.ckpt")
     out = tmp_path / "tl"
@@ -264,7 +264,7 @@ def test_curve_has_the_task_level_baseline_by_default(run, tmp_path):
 
 
 def test_curve_without_costs_fails_clearly_and_prices_fix_it(run, tmp_path, monkeypatch, capsys):
-    import routerbench.pipeline as pipeline
+    import routerbench.data.prepare as pipeline
 
     original = pipeline.build_table
 
@@ -299,7 +299,7 @@ def test_singles_above_by_hand():
     assert singles_above(curve, singles) == [1, 3]
 
 def test_curve_labels_add_parent_folders_only_where_run_names_collide(tmp_path):
-    from routerbench.curves import _run_names
+    from routerbench.runs.curve import _run_names
 
     a, b = (tmp_path / "study" / v / "seed0" / "checkpoints" / "best.ckpt" for v in ("var_a", "var_b"))
     other = tmp_path / "runs" / "2026-mlp" / "checkpoints" / "last.ckpt"

@@ -11,7 +11,7 @@ from routerbench.metrics.cost import cost_quality_point
 
 def _data():
     """Two tasks of very different size: LLM 1 is right on the big one, LLM 0 on the small one."""
-    from routerbench.curves import EvalData, Rows
+    from routerbench.runs.curve import EvalData, Rows
 
     n_big, n_small = 90, 10
     task = np.array([0] * n_big + [1] * n_small)
@@ -33,7 +33,7 @@ def test_a_point_gives_the_pooled_mean_and_the_task_average():
 
 def test_curve_files_name_the_average(tmp_path, monkeypatch):
     import routerbench.reporting.study_plots as study_plots
-    from routerbench.curves import curve_report, sweep_entry, write_curve_files
+    from routerbench.runs.curve import curve_report, sweep_entry, write_curve_files
 
     data, credit = _data()
     conf = np.tile([[0.4, 0.6]], (len(credit), 1))

@@ -27,7 +27,7 @@ def _run_small(path: Path, tmp_path: Path) -> Path:
     """The study as written, one seed, TINY settings; two-stage rows get a probe set that fits.
     TINY swaps the encoder for TF-IDF, so a variant's ``encoder.*`` keys (of the encoder it
     named) are left out."""
-    from routerbench.study import run_study
+    from routerbench.runs.study import run_study
 
     spec = OmegaConf.load(path)
     spec.seeds = [0]
@@ -103,7 +103,7 @@ def test_routerdc_equal_cost_prices_every_llm():
     from conftest import real_data_root
 
     from routerbench.config import compose
-    from routerbench.pipeline import build_table
+    from routerbench.data.prepare import build_table
 
     real_data_root()
     t = build_table(compose(["experiment=routerdc_equal_cost"])["data"])
@@ -130,7 +130,7 @@ def test_selection_bias_script_leaves_training_unchanged(tmp_path):
     import json
 
     from routerbench.config import compose
-    from routerbench.train import fit
+    from routerbench.runs.fit import fit
 
     spec = importlib.util.spec_from_file_location("selection_bias", EXP / "selection_bias.py")
     sb = importlib.util.module_from_spec(spec)

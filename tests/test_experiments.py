@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from routerbench.config import compose
 from routerbench.paths import config_root, project_root
-from routerbench.study import load_study
+from routerbench.runs.study import load_study
 
 EXPERIMENTS = sorted(p.stem for p in (config_root() / "experiment").glob("*.yaml"))
 STUDIES = sorted((project_root() / "experiments").glob("*.yaml"))
@@ -31,7 +31,7 @@ def test_study_variants_compose(path: Path):
 def test_study_runs_resumes_and_tabulates(tmp_path):
     """A two-variant study on the synthetic data; a second call reruns nothing."""
     from conftest import FAST
-    from routerbench.study import run_study
+    from routerbench.runs.study import run_study
 
     spec = tmp_path / "s.yaml"
     spec.write_text("name: s\nseeds: [0]\ncommon: []\nvariants:\n  a: [trainer.max_steps=30]\n  b: [trainer.max_steps=30, router.hidden_dim=0]\n")
@@ -47,7 +47,7 @@ def test_study_runs_resumes_and_tabulates(tmp_path):
 def test_study_fits_only_the_named_variants(tmp_path):
     from conftest import FAST
     from routerbench.config import ConfigError
-    from routerbench.study import run_study
+    from routerbench.runs.study import run_study
 
     spec = tmp_path / "s.yaml"
     spec.write_text("name: s\nseeds: [0]\nvariants:\n  a: [trainer.max_steps=10]\n  b c: [trainer.max_steps=10]\n")
@@ -78,7 +78,7 @@ def test_smoke_studies_exist():
 def test_study_smoke_runs_on_synthetic(path: Path, tmp_path):
     """The study file as written (common, variants, axis), one seed, synthetic data, 4 steps."""
     from conftest import FAST
-    from routerbench.study import run_study
+    from routerbench.runs.study import run_study
 
     spec = OmegaConf.load(path)
     spec.seeds = [0]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.data.formats import detect_format, read_file
 from routerbench.data.formats.routerbench_csv import prompt_text
 from routerbench.data.loading import load_dataset

@@ -11,7 +11,7 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from routerbench.train import FitInterrupted, fit_or_interrupt
+from routerbench.runs.fit import FitInterrupted, fit_or_interrupt
 
 
 class _Trainer:

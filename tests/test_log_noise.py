@@ -9,7 +9,7 @@ import warnings
 import pytest
 from lightning.fabric.utilities.warnings import PossibleUserWarning
 
-from routerbench.console import quiet_known_noise
+from routerbench.runs.console import quiet_known_noise
 
 NOISE = ("litlogger", "LeafSpec", "anonymous setting", "/-2", "TPU available", "v_num",
          "`Trainer.fit` stopped", "sync_dist=True")

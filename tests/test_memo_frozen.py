@@ -153,8 +153,8 @@ SMALL = ["router=routerdc", "trainer.max_steps=12", "trainer.val_every_n_steps=6
 
 def test_routerdc_trains_with_a_memoized_text_encoder(tmp_path):
     """A few manual optimiser steps (the memo warms up, only the top layer moves), then a Lightning fit."""
-    from routerbench.pipeline import prepare
-    from routerbench.train import build_router, fit, make_datamodule
+    from routerbench.data.prepare import prepare
+    from routerbench.runs.fit import build_router, fit, make_datamodule
 
     cfg = compose(FAST + SMALL + [f"output_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'c'}"])
     cfg.router.text_encoder = TINY_MEMO

@@ -9,7 +9,7 @@ from routerbench.metrics.baselines import (
     baseline_reports, best_single_llm, oracle_choice, task_mean_credit, task_oracle_choice,
 )
 from routerbench.metrics.routing import RoutedScore, evaluate
-from routerbench.rules import credit, credit_matrix, get_rule
+from routerbench.data.rules import credit, credit_matrix, get_rule
 import numpy as np
 
 # 4 queries, 3 LLMs; tasks: 0,0 (id task "a"), 1,1 (ood task "b")

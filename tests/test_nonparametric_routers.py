@@ -170,7 +170,7 @@ def test_load_from_checkpoint_routes_identically(make, tmp_path):
 
 def test_kmeans_fit_logs_stability_and_stops_after_first_validation(tmp_path):
     from routerbench.config import compose
-    from routerbench.train import fit
+    from routerbench.runs.fit import fit
 
     cfg = compose(FAST + ["router=kmeans", "router.n_clusters=6", "logger=csv",
                           "trainer.val_every_n_steps=10",

@@ -1,4 +1,4 @@
-"""Routing policies (routerbench/policies.py) and the multi-label router, on hand-made inputs.
+"""Routing policies (routerbench/routers/policies.py) and the multi-label router, on hand-made inputs.
 
 The capability lines below are hand-computed (least squares on 4 points per LLM):
 
@@ -18,7 +18,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import FAST
-from routerbench.policies import (
+from routerbench.routers.policies import (
     POLICIES, build_policy, fit_capability, hash_uniform_index, order_by_credit,
 )
 from routerbench.routers.multilabel import MultiLabelRouter, multilabel_targets
@@ -174,8 +174,8 @@ def test_fitted_policy_round_trips_through_the_checkpoint(tmp_path):
     """multilabel + cheapest_capable on synthetic: fitted on validation, saved in best.ckpt."""
     from routerbench.api import load_router
     from routerbench.config import compose
-    from routerbench.evaluate import test_checkpoint
-    from routerbench.train import fit
+    from routerbench.runs.test import test_checkpoint
+    from routerbench.runs.fit import fit
 
     cfg = compose(FAST + ["router=multilabel", "router.policy={name: cheapest_capable}", "trainer.max_steps=100",
                           f"output_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}"])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-import routerbench.train as train
+import routerbench.runs.fit as train
 from conftest import FAST
 from routerbench.config import compose
 from routerbench.data.datamodule import EpochBatchSampler, ResumableLoader, _Rows
@@ -115,7 +115,7 @@ def test_study_resumes_an_interrupted_run_from_its_last_checkpoint(tmp_path, mon
     as the uninterrupted run."""
     import logging
 
-    from routerbench.study import run_study
+    from routerbench.runs.study import run_study
 
     spec = tmp_path / "s.yaml"
     spec.write_text("name: s\nseeds: [0]\ncommon: []\nvariants:\n  a: []\n")
@@ -136,7 +136,7 @@ def test_study_resumes_an_interrupted_run_from_its_last_checkpoint(tmp_path, mon
 def test_study_table_says_which_runs_its_wall_time_covers():
     """A study resumed after some runs finished names how many runs its wall time covers and the
     summed training time of all of them; a re-tabulation gives only the summed time."""
-    from routerbench.study import _timing_line
+    from routerbench.runs.study import _timing_line
 
     runs = {"a": [{"train_seconds": 100.0}, {"train_seconds": 50.0}], "b": [{"train_seconds": 25.0}]}
     assert _timing_line(runs, 60.0, 3) == "Wall time of this invocation: 60 s."

@@ -1,4 +1,4 @@
-"""A resumed run continues its logs and its training time (routerbench/run_state.py): the CSV
+"""A resumed run continues its logs and its training time (routerbench/runs/state.py): the CSV
 keeps the rows logged before the kill, wandb goes on under the same run id, train_seconds is the
 sum of the killed run's (up to its checkpoint) and the resumed run's."""
 
@@ -9,7 +9,7 @@ import lightning as L
 import pytest
 import torch
 
-import routerbench.train as train
+import routerbench.runs.fit as train
 from conftest import FAST
 from routerbench.config import compose
 from test_resume import _fit_killed

@@ -9,7 +9,7 @@ from conftest import FAST
 from routerbench.api import load_router
 from routerbench.cli import main
 from routerbench.config import compose
-from routerbench.train import fit
+from routerbench.runs.fit import fit
 
 
 @pytest.fixture(scope="module")

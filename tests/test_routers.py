@@ -12,11 +12,11 @@ import pytest
 
 from conftest import FAST
 from routerbench.api import load_router
-from routerbench.config import compose
+from routerbench.config import compose, group_options
 from routerbench.paths import config_root
-from routerbench.train import fit
+from routerbench.runs.fit import fit
 
-ROUTERS = sorted(p.stem for p in (config_root() / "router").glob("*.yaml"))
+ROUTERS = group_options(config_root(), "router")
 
 
 @pytest.fixture(scope="module", params=ROUTERS)
@@ -70,7 +70,7 @@ def test_route_command_on_every_router(fitted, tmp_path):
 
 def test_checkpoint_reproduces_test_metrics(fitted):
     """The reloaded checkpoint gives the run's own test numbers (state is all in the checkpoint)."""
-    from routerbench.evaluate import test_checkpoint
+    from routerbench.runs.test import test_checkpoint
 
     name, run, metrics = fitted
     again, _ = test_checkpoint(run / "checkpoints" / "best.ckpt", output_dir=run / "retest")

@@ -10,7 +10,7 @@ import pytest
 from routerbench.config import ConfigError
 from routerbench.paths import project_root
 from routerbench.reporting.study_plots import ablation_plot, routed_share_plot, tsne_plot, tsne_points
-from routerbench.study import axis_values, load_study
+from routerbench.runs.study import axis_values, load_study
 
 
 def _png_meta(path):
@@ -56,7 +56,7 @@ def test_bad_axis_is_a_config_error(tmp_path, axis, variants, needle):
 def test_ablation_study_writes_the_plot(tmp_path):
     """A tiny synthetic RouterDC ablation (2 values x 2 seeds) writes ablation.png with its caption."""
     from conftest import FAST
-    from routerbench.study import run_study
+    from routerbench.runs.study import run_study
 
     p = _study(tmp_path, "name: tiny_ablation\nseeds: [0, 1]\ncommon: [router=routerdc]\n"
                          "axis: {name: K+, key: router.k_pos}\n"
@@ -97,7 +97,7 @@ def test_plot_routerdc_script(tmp_path, capsys):
     """The script on a small synthetic RouterDC run: t-SNE of the test queries + routed shares."""
     from conftest import FAST
     from routerbench.config import compose
-    from routerbench.train import fit
+    from routerbench.runs.fit import fit
 
     run = tmp_path / "run"
     fit(compose(FAST + ["router=routerdc", "trainer.max_steps=20", "trainer.val_every_n_steps=10",

@@ -1,16 +1,16 @@
 """A study reuses a stored run only when it was fitted with its variant's settings, and tabulates
-only the seeds its file lists (routerbench/study.py)."""
+only the seeds its file lists (routerbench/runs/study.py)."""
 
 import json
 
 import pytest
 from omegaconf import OmegaConf
 
-import routerbench.train as train
+import routerbench.runs.fit as train
 from conftest import FAST
 from routerbench.cli import main
 from routerbench.config import ConfigError, compose
-from routerbench.study import collect, run_study, settings_diff
+from routerbench.runs.study import collect, run_study, settings_diff
 from test_resume import _fit_killed
 
 SMALL = ["encoder.svd_dim=32", "threads=1"]  # fast: a 256-dim SVD and torch's thread pool cost most of a fit

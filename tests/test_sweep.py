@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-import routerbench.sweep as sweep
+import routerbench.runs.sweep as sweep
 from conftest import FAST
 from routerbench.cli import build_parser, main
 from routerbench.config import ConfigError, compose

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.data.synthetic import make_synthetic
 from routerbench.paths import config_root
-from routerbench.rules import BUILTIN_RULES
+from routerbench.data.rules import BUILTIN_RULES
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from routerbench.config import compose
 from routerbench.metrics.task_level import (
     argmax_ties, task_level_baseline, task_level_choice, task_level_scores, task_utility_table,
 )
-from routerbench.train import fit
+from routerbench.runs.fit import fit
 
 # 2 tasks x 3 LLMs, mean credit by hand
 CREDIT = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0],      # task 0: means 1.0, 0.5, 0.0

@@ -3,8 +3,8 @@
 
 import pytest
 
-from routerbench.data.errors import DataError
-from routerbench.evaluate import parse_rules
+from routerbench.errors import DataError
+from routerbench.runs.test import parse_rules
 
 
 def test_parse_rules_every_and_per_task():

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import FAST
 from routerbench.config import compose
-from routerbench.train import fit
+from routerbench.runs.fit import fit
 
 TINY_BERT = {"model": "minilm", "pooling": "cls", "max_length": 32, "trainable_layers": 1,
              "config": {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2,
@@ -42,7 +42,7 @@ def test_trainable_text_encoder_path(tmp_path):
     # the cost curves read such a checkpoint's own routing: the same test routing as the run's report
     import numpy as np
 
-    from routerbench.curves import checkpoint_data
+    from routerbench.runs.curve import checkpoint_data
 
     data, conf_val, conf_test, own_val, own_test = checkpoint_data(tmp_path / "run" / "checkpoints" / "best.ckpt")
     assert conf_test.shape == (len(own_test), len(r.llm_names)) and (conf_test.argmax(1) == own_test).all()

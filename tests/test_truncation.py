@@ -51,7 +51,7 @@ def test_hf_settings_finds_every_hf_encoder_of_a_built_encoder():
 
 def test_prepare_checks_the_encoder_the_router_uses(tmp_path, monkeypatch):
     import routerbench.encoders.truncation as trunc
-    from routerbench.pipeline import prepare
+    from routerbench.data.prepare import prepare
 
     seen = []
     monkeypatch.setattr(trunc, "truncation_warnings", lambda encs, texts, tasks: seen.append((encs, len(texts), set(tasks))))

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from routerbench.config import compose
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.losses.two_stage import (group_scores, llm_utility, projection_loss, query_group_contrastive,
                                           query_llm_contrastive)
-from routerbench.onboarding import add_llm
+from routerbench.runs.add_llm import add_llm
 from routerbench.routers.two_stage import TwoStageRouter
 
 
@@ -163,8 +163,8 @@ def test_add_llms_calibration_argument_overrides_the_hyperparameter():
 # ---- add-llm end to end on synthetic data ------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from routerbench.pipeline import build_table
-    from routerbench.train import fit
+    from routerbench.data.prepare import build_table
+    from routerbench.runs.fit import fit
 
     tmp = tmp_path_factory.mktemp("two_stage")
     over = ["router=two_stage", "encoder=tfidf", "logger=none", "progress=false", "trainer.max_steps=100",
@@ -189,7 +189,7 @@ def _write_probe(path, table, rows, llms, drop_cost=False):
 
 
 def test_add_llm_cli_end_to_end(trained):
-    from routerbench.evaluate import test_checkpoint
+    from routerbench.runs.test import test_checkpoint
 
     tmp, ckpt, table, before = trained
     assert "llm-c-medium" not in before["routed"]
@@ -255,7 +255,7 @@ def test_free_projection_needs_the_checkpoints_probe_queries(trained, tmp_path):
 
 
 def test_add_llm_refuses_other_routers(tmp_path, fast_overrides):
-    from routerbench.train import fit
+    from routerbench.runs.fit import fit
 
     fit(compose(fast_overrides + ["router=knn", "trainer.max_steps=20", "trainer.val_every_n_steps=10"]))
     ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
@@ -346,8 +346,8 @@ def test_add_llm_cli_option_is_passed_and_checked(tmp_path, fast_overrides, caps
     """``--option basis=llms`` reaches the router's add_llms; a malformed or wrong option is a
     clear error, not a traceback."""
     from routerbench.cli import main
-    from routerbench.pipeline import build_table
-    from routerbench.train import fit
+    from routerbench.data.prepare import build_table
+    from routerbench.runs.fit import fit
 
     over = fast_overrides + ["router=multilabel", "data.exclude_llms=[llm-c-medium]", f"output_dir={tmp_path / 'run'}"]
     fit(compose(over))

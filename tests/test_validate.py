@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.data.formats import read_file
 from routerbench.data.loading import load_dataset
 from routerbench.data.table import ScoreTable

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from routerbench.data import validate as V
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.data.formats import FORMATS, READERS, detect_format, read_file
 from routerbench.data.table import ROLES, ScoreTable, concat
 

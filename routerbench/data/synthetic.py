@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.data.table import ScoreTable
 
 # (name, rule, vocabulary). In-distribution topics are taken first, OOD ones after them.

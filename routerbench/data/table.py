@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from routerbench.rules import credit_matrix
+from routerbench.data.rules import credit_matrix
 
 ROLES = ("train", "val", "test_id", "test_ood")
 
@@ -27,7 +27,7 @@ class ScoreTable:
         tasks: task name per row [N].
         roles: one of ``train``, ``val``, ``test_id``, ``test_ood`` per row [N].
         scores: raw scores [N, T] (float32, NaN only where a NaN policy kept them).
-        rules: scoring rule name per task (see ``routerbench.rules``).
+        rules: scoring rule name per task (see ``routerbench.data.rules``).
         costs: per-query cost of each LLM [N, T] (US dollars), or None.
         cluster_ids: cluster id per row [N] (int64, -1 where a file had none), or None.
         sources: ``file:row`` of each row, for messages [N].

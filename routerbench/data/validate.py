@@ -23,9 +23,9 @@ from typing import Callable
 
 import numpy as np
 
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.data.table import ROLES, ScoreTable
-from routerbench.rules import BUILTIN_RULES, get_rule
+from routerbench.data.rules import BUILTIN_RULES, get_rule
 
 NAN_POLICIES = ("error", "drop")
 
@@ -278,7 +278,8 @@ def apply_nan_policy(table: ScoreTable, file, policy: str, names: FieldNames) ->
         raise DataError.at(
             table.sources[r], field=field,
             msg=f"empty (NaN) {what} for LLM {m!r} ({n} of {len(table)} rows have one); fix the file "
-                "or use nan_policy drop (--nan-policy drop) to remove such rows (the count is reported)",
+                "or drop such rows with the nan_policy drop (the count is reported): data.nan_policy=drop for "
+                "fit and a data config, --nan-policy drop for validate, test and add-llm",
         )
     keep = ~bad.any(axis=1)
     if not keep.any():

@@ -20,7 +20,7 @@ import json
 
 import numpy as np
 
-from routerbench.config import ConfigError
+from routerbench.errors import ConfigError
 
 
 class Encoder:

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from routerbench.config import ConfigError
-from routerbench.data.errors import DataError
+from routerbench.errors import ConfigError
+from routerbench.errors import DataError
 from routerbench.encoders.base import Encoder, target_name
 
 log = logging.getLogger("routerbench")

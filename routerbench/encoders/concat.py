@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from routerbench.config import ConfigError
+from routerbench.errors import ConfigError
 from routerbench.encoders.base import Encoder, build_encoder, encoder_from_state, target_name
 
 

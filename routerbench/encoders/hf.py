@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from routerbench.config import ConfigError
+from routerbench.errors import ConfigError
 from routerbench.encoders.base import Encoder, target_name
 
 MINILM_HUB = "sentence-transformers/all-MiniLM-L6-v2"

@@ -12,7 +12,7 @@ import logging
 
 import torch
 
-from routerbench.config import ConfigError
+from routerbench.errors import ConfigError
 from routerbench.encoders.hf import (POOLINGS, SIDES, _check_choice, _pool, _unreachable, available_model,
                                      load_tokenizer)
 

@@ -14,7 +14,7 @@ import logging
 
 import numpy as np
 
-from routerbench.config import ConfigError
+from routerbench.errors import ConfigError
 from routerbench.encoders.base import Encoder, target_name
 
 log = logging.getLogger(__name__)

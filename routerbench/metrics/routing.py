@@ -1,7 +1,7 @@
 """Routing quality and cost on tensors: what the chosen LLMs earn under each task's rule.
 
 Everything here knows only tensors: ``credit`` [N, T] is the credit each LLM would earn on each
-query (``routerbench.rules``), ``choice`` is either chosen LLM indices [N] or a probability
+query (``routerbench.data.rules``), ``choice`` is either chosen LLM indices [N] or a probability
 matrix [N, T] (expected credit, used by the random baseline).
 """
 

@@ -156,7 +156,7 @@ def file_sha256(path: Path) -> str:
 
 def provenance(cfg) -> dict:
     """Git commit, package versions, machine and data file hashes of a run."""
-    from routerbench.pipeline import data_files
+    from routerbench.data.prepare import data_files
 
     files = {}
     if cfg.data.source == "files":

@@ -2,7 +2,7 @@
 
 - ``ablation_plot``: ID and OOD average against an ablated value (mean ± std over seeds), the
   best single LLM as a reference line; ``routerbench study`` draws it for studies with an
-  ``axis`` (``routerbench/study.py``).
+  ``axis`` (``routerbench/runs/study.py``).
 - ``tsne_points`` + ``tsne_plot``: a 2-D t-SNE of query embeddings (coloured by task) jointly
   with the LLM embeddings (labelled stars), as in the RouterDC paper; used by
   ``experiments/plot_routerdc.py``.

@@ -1,18 +1,23 @@
 """The thin Lightning base every router subclasses (one level deep).
 
-The base owns hyperparameters, one shared step for train/val/test, logging as ``stage/name``,
+The base owns hyperparameters, one shared step for training and validation (test reports are built by ``reporting.run``), logging as ``stage/name``,
 the routing metric and the optimiser. A router overrides only:
 
 - ``configure_models()``: build its modules from ``self.hparams``;
 - ``forward(batch) -> dict``: at least ``"logits"`` [B, T] (per-LLM scores; ``"probs"`` too if
   its confidences are not ``softmax(logits)``);
 - ``compute_losses(out, batch) -> dict``: ``*_loss`` terms, each logged, summed into the objective;
-- ``route(out) -> LongTensor [B]`` only if routing is not the argmax of the logits.
+- ``own_choice(out) -> LongTensor [B]`` only if its own routing is not the argmax of the
+  confidences.
 
-Any router with per-LLM confidences can be read out by a routing policy (``policy:`` in its yaml,
-``routerbench/policies.py``, ``docs/policies.md``): ``route`` then returns
-``self.policy(self.confidences(out))``. Policies that fit thresholds on validation route by
-argmax until ``train.fit`` has fitted them (after training, on the best checkpoint).
+``route`` is one rule for every router: a fitted routing policy (``policy:`` in its yaml,
+``routerbench/routers/policies.py``, ``docs/policies.md``) when there is one, else the router's
+``own_choice``. Policies that fit thresholds on validation route by the router's own choice
+until ``runs.fit.fit`` has fitted them (after training, on the best checkpoint).
+
+Routers fitted without gradients (kNN, k-means, the task router) subclass
+``routerbench.routers.nonparametric.NonparametricRouter`` instead. Routers that take new LLMs
+without retraining define ``add_llms`` (``routerbench.runs.add_llm``).
 
 A batch is a dict: ``x`` [B, D] cached embeddings (or ``input_ids``/``attention_mask`` when a
 trainable ``text_encoder`` is configured), ``scores`` [B, T] raw scores, ``credit`` [B, T] credit
@@ -26,7 +31,7 @@ import torch
 from lightning import LightningModule
 
 from routerbench.metrics.routing import RoutedScore
-from routerbench.policies import build_policy
+from routerbench.routers.policies import build_policy
 
 
 class BaseRouter(LightningModule):
@@ -43,9 +48,11 @@ class BaseRouter(LightningModule):
         text_encoder: optional ``routerbench.encoders.text_encoder.HFTextEncoder`` arguments; when given,
             batches carry tokens and the encoder is trained (whole or its top layers).
         encoder_lr: learning rate of the text encoder (default: ``lr``).
-        policy: routing policy ``{"name": ..., **params}`` (``routerbench.policies``); None =
+        policy: routing policy ``{"name": ..., **params}`` (``routerbench.routers.policies``); None =
             argmax of the confidences. Its fitted state is a submodule's buffers (checkpointed).
     """
+
+    fits_in_one_process = False  # True: fitted once without gradients, DDP settings run one process
 
     def __init__(
         self,
@@ -74,7 +81,6 @@ class BaseRouter(LightningModule):
         names = list(task_names or ["all"])
         groups = dict(task_groups or {})
         self.val_metric = RoutedScore(names, groups, num_llms)
-        self.test_metric = RoutedScore(names, groups, num_llms)
 
     # ---- what a router overrides -------------------------------------------------------
     def configure_models(self) -> None:
@@ -89,13 +95,16 @@ class BaseRouter(LightningModule):
         """Return the ``*_loss`` terms (already weighted) whose sum is the objective."""
         raise NotImplementedError
 
+    def own_choice(self, out: dict) -> torch.Tensor:
+        """The router's own chosen LLM per query [B] (no policy): the argmax of the confidences."""
+        return self.confidences(out).argmax(-1)
+
     def route(self, out: dict) -> torch.Tensor:
         """Chosen LLM index per query [B]: the policy's choice when one is configured and fitted,
-        else the argmax of the confidences."""
-        conf = self.confidences(out)
+        else ``own_choice``. Routers override ``own_choice``, not this."""
         if self.policy is not None and self.policy.ready:
-            return self.policy(conf)
-        return conf.argmax(-1)
+            return self.policy(self.confidences(out))
+        return self.own_choice(out)
 
     def fit_from_data(self, datamodule) -> None:
         """Non-gradient fitting from the training data (kNN index, cluster table, ...).
@@ -126,18 +135,19 @@ class BaseRouter(LightningModule):
         bad = [k for k in losses if not k.endswith("_loss")]
         if bad:
             raise ValueError(f"{type(self).__name__}.compute_losses returned non-'*_loss' keys {bad}")
-        loss = torch.stack(list(losses.values())).sum()
         bs = batch["task"].shape[0]
         sync = stage != "train"
-        for name, value in losses.items():
-            self.log(f"{stage}/{name}", value, batch_size=bs, sync_dist=sync)
-        self.log(f"{stage}/loss", loss, batch_size=bs, sync_dist=sync, prog_bar=stage == "train")
+        loss = None  # a router with no loss terms (fitted without gradients) logs none
+        if losses:
+            loss = torch.stack(list(losses.values())).sum()
+            for name, value in losses.items():
+                self.log(f"{stage}/{name}", value, batch_size=bs, sync_dist=sync)
+            self.log(f"{stage}/loss", loss, batch_size=bs, sync_dist=sync, prog_bar=stage == "train")
         choice = self.route(out)
         routed = batch["credit"].gather(1, choice[:, None]).mean()
         self.log(f"{stage}/routed_credit", routed, batch_size=bs, sync_dist=sync)
-        if stage != "train":
-            metric = self.val_metric if stage == "val" else self.test_metric
-            metric.update(batch["credit"], choice, batch["task"], batch["costs"])
+        if stage == "val":
+            self.val_metric.update(batch["credit"], choice, batch["task"], batch["costs"])
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -145,9 +155,6 @@ class BaseRouter(LightningModule):
 
     def validation_step(self, batch, batch_idx):
         self._shared_step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._shared_step(batch, "test")
 
     def _log_metric(self, metric: RoutedScore, stage: str) -> None:
         self.log(f"{stage}/score", metric.compute(), prog_bar=True)
@@ -159,13 +166,6 @@ class BaseRouter(LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_metric(self.val_metric, "val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_metric(self.test_metric, "test")
-
-    def predict_step(self, batch, batch_idx, dataloader_idx=0):
-        out = self(batch)
-        return {"index": batch["index"], "choice": self.route(out), "probs": self.confidences(out)}
 
     def configure_optimizers(self):
         h = self.hparams
@@ -179,7 +179,33 @@ class BaseRouter(LightningModule):
             groups.append({"params": enc, "lr": h.encoder_lr or h.lr})
         return torch.optim.AdamW(groups, lr=h.lr, weight_decay=h.weight_decay)
 
-    # ---- adding LLMs without retraining (routers that support it define ``add_llms``) ----------
+    # ---- adding LLMs without retraining (routers that support it override ``add_llms``) --------
+    def add_llms(self, names: list[str], new_credit, old_credit, task, new_cost, probe_x=None, probe_texts=None,
+                 **options) -> "BaseRouter":
+        """A copy of this router that also routes to ``names`` (appended last), from their credit on
+        n probe queries, without retraining: the one hook ``routerbench add-llm`` calls.
+
+        Args:
+            names: the new LLMs' names (k).
+            new_credit: their credit on the probe queries [n, k].
+            old_credit: the routed LLMs' credit on the same queries [n, T].
+            task: the probe queries' task labels [n].
+            new_cost: the new LLMs' mean cost per query [k], or None when the probe has no costs.
+            probe_x: the probe queries' features [n, D] from the checkpoint's encoder.
+            probe_texts: the probe queries' texts [n].
+            **options: the router's own onboarding options (``add-llm --option KEY=VALUE``).
+
+        Raises:
+            NotImplementedError: this router cannot take new LLMs (see ``takes_new_llms``).
+            ValueError: the probe does not fit this router (the message says why).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot add an LLM without retraining")
+
+    @classmethod
+    def takes_new_llms(cls) -> bool:
+        """Whether the router overrides ``add_llms`` (takes new LLMs without retraining)."""
+        return cls.add_llms is not BaseRouter.add_llms
+
     def with_llms(self, names: list[str], tensors: dict[str, torch.Tensor]) -> "BaseRouter":
         """A copy of this router routing to ``names`` too (appended last), in eval mode.
 
@@ -193,7 +219,7 @@ class BaseRouter(LightningModule):
         h["num_llms"] = self.hparams.num_llms + len(names)
         h["llm_names"] = list(self.hparams.llm_names or []) + list(names)
         new = type(self)(**h)
-        fresh = ("val_metric", "test_metric", "policy")
+        fresh = ("val_metric", "policy")
         sd = {k: v for k, v in self.state_dict().items() if not k.startswith(fresh)}
         sd.update(tensors)
         missing, unexpected = new.load_state_dict(sd, strict=False)

@@ -7,33 +7,32 @@ achieves the highest accuracy on that cluster in the training set; at inference,
 routed to the LLM assigned to their cluster"). With training queries ``x_j`` and credit ``c_jt``
 (credit of LLM t on query j under the task's rule, what the evaluation rewards):
 
-1. k-means (``routerbench.clustering.cluster_queries``, seeded, ``n_clusters`` = K) on the
+1. k-means (``routerbench.data.clustering.cluster_queries``, seeded, ``n_clusters`` = K) on the
    training embeddings (L2-normalised first when ``metric: cosine``); centroids
    ``mu_k = mean_{j in C_k} x_j``.
 2. Cluster credit ``m_kt = mean_{j in C_k} c_jt`` and cluster LLM ``a_k = argmax_t m_kt``.
 3. A query goes to its nearest centroid ``k(x)`` (``euclidean``: min ``||x - mu_k||``;
    ``cosine``: max ``cos(x, mu_k)``) and is routed to ``a_{k(x)}``; its confidences are
    ``m_{k(x)} / sum_t m_{k(x)t}`` (uniform when the cluster's credit is all zero), so
-   confidence-based routing policies (``policy:``, ``routerbench.policies``) can apply: once
+   confidence-based routing policies (``policy:``, ``routerbench.routers.policies``) can apply: once
    fitted, the policy's choice replaces ``a_{k(x)}``.
 
 Explicit tie rules: LLMs whose cluster credit is within ``TIE_TOL`` of the best are tied; the
 LLM with the higher mean credit over all training queries wins, then the lower column index
-(``routerbench.routers.knn.llm_priority``). Centroids at equal distance: the lower cluster id.
+(``routerbench.routers.nonparametric.llm_priority``). Centroids at equal distance: the lower cluster id.
 Clusters left empty by k-means (duplicate points) are never chosen.
 
 Stability (the failure mode reported by the lessons paper): ``fit_from_data`` assigns the
 validation queries to the nearest centroid and compares each cluster's best LLM on train and on
-validation with ``routerbench.clustering.cluster_stability``. The summary is kept in
+validation with ``routerbench.data.clustering.cluster_stability``. The summary is kept in
 ``self.stability``, in the checkpoint (``checkpoint["routerbench"]["cluster_stability"]``, via
 ``self.meta``), and logged as ``val/cluster_agreement`` / ``val/query_agreement`` at every
 validation epoch end (``self.log`` is not allowed in ``on_fit_start``).
 
 All routing state (centroids, cluster credit, cluster LLM, cluster sizes) lives in buffers sized
-from the constructor's ``n_clusters``, ``embed_dim`` and ``num_llms``. The Lightning fit loop
-runs as for ``routerbench.routers.knn`` (a constant ``dummy_loss`` that requires grad, because
-the no-optimiser automatic loop still calls backward; the fit stops after its first validation;
-DDP is refused with a clear error).
+from the constructor's ``n_clusters``, ``embed_dim`` and ``num_llms``. The fit loop is the one of
+every ``NonparametricRouter`` (``routerbench.routers.nonparametric``: no loss, one process, the
+fit stops after its first validation).
 """
 
 from __future__ import annotations
@@ -43,23 +42,15 @@ import logging
 import torch
 from torch.nn import functional as F
 
-from routerbench.clustering import cluster_queries, cluster_stability
-from routerbench.routers.base import BaseRouter
-from routerbench.routers.knn import (
-    check_no_text_encoder,
-    check_single_process,
-    llm_priority,
-    policy_choice,
-    stop_after_first_validation,
-    tie_break_argmax,
-)
+from routerbench.data.clustering import cluster_queries, cluster_stability
+from routerbench.routers.nonparametric import NonparametricRouter, llm_priority, tie_break_argmax
 
 log = logging.getLogger("routerbench")
 
 METRICS = ("euclidean", "cosine")
 
 
-class KMeansRouter(BaseRouter):
+class KMeansRouter(NonparametricRouter):
     """k-means on training embeddings; each cluster routes to its best LLM by mean credit.
 
     Args:
@@ -67,12 +58,10 @@ class KMeansRouter(BaseRouter):
         metric: ``euclidean`` (k-means on raw embeddings, nearest centroid by distance) or
             ``cosine`` (k-means on L2-normalised embeddings, nearest centroid by cosine).
         seed: k-means seed.
-        **kwargs: ``BaseRouter`` arguments (``text_encoder`` must be null; ``lr``,
-            ``weight_decay``, ``encoder_lr`` are unused: nothing is trained).
+        **kwargs: ``NonparametricRouter`` arguments.
     """
 
     def __init__(self, n_clusters: int = 20, metric: str = "euclidean", seed: int = 42, **kwargs):
-        check_no_text_encoder(kwargs, "KMeansRouter")
         if not isinstance(n_clusters, int) or isinstance(n_clusters, bool) or n_clusters < 1:
             raise ValueError(f"router.n_clusters must be a positive integer, got {n_clusters!r}")
         if metric not in METRICS:
@@ -88,19 +77,14 @@ class KMeansRouter(BaseRouter):
         self.register_buffer("cluster_llm", torch.zeros(K, dtype=torch.long))
         self.register_buffer("cluster_size", torch.zeros(K, dtype=torch.long))  # 0 = unusable
 
-    def setup(self, stage: str) -> None:
-        check_single_process(self)
-
     # ---- fitting ----------------------------------------------------------------------------
     def _space(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
         return F.normalize(x, dim=1) if self.hparams.metric == "cosine" else x
 
     def fit_from_data(self, datamodule) -> None:
-        if datamodule.features is None:
-            raise ValueError("KMeansRouter needs cached embeddings (datamodule.features is None)")
         rows = torch.as_tensor(datamodule.train_rows, dtype=torch.long)
-        x, credit = datamodule.features[rows], datamodule.credit[rows]
+        x, credit = self.features(datamodule, rows), datamodule.credit[rows]
         ids = cluster_queries(
             self._space(x).double().numpy(), int(self.hparams.n_clusters), seed=int(self.hparams.seed)
         )
@@ -109,7 +93,7 @@ class KMeansRouter(BaseRouter):
         self.meta.pop("cluster_stability", None)
         val = torch.as_tensor(datamodule.val_rows, dtype=torch.long)
         if len(val):
-            val_ids = self.assign(datamodule.features[val].to(self.centroids.device)).cpu()
+            val_ids = self.assign(self.features(datamodule, val).to(self.centroids.device)).cpu()
             st = cluster_stability(ids, credit.numpy(), val_ids.numpy(), datamodule.credit[val].numpy())
             st["llm_names"] = list(self.hparams.llm_names or [])
             self.stability = st
@@ -168,13 +152,9 @@ class KMeansRouter(BaseRouter):
         probs = torch.where(total > 0, m / total.clamp_min(1e-12), torch.full_like(m, 1.0 / m.shape[1]))
         return {"logits": self.cluster_credit[cluster], "probs": probs, "cluster": cluster}
 
-    def route(self, out: dict) -> torch.Tensor:
-        chosen = policy_choice(self, out)
-        return chosen if chosen is not None else self.cluster_llm[out["cluster"]]
-
-    def compute_losses(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
-        # constant, connected to nothing: lets Lightning's automatic loop step (see module doc)
-        return {"dummy_loss": torch.zeros((), device=out["probs"].device, requires_grad=True)}
+    def own_choice(self, out: dict) -> torch.Tensor:
+        """The best LLM of the query's cluster on training."""
+        return self.cluster_llm[out["cluster"]]
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
@@ -183,7 +163,6 @@ class KMeansRouter(BaseRouter):
             # the same value on every rank: sync_dist only silences Lightning's DDP warning
             self.log("val/cluster_agreement", float(st["cluster_agreement"]), sync_dist=True)
             self.log("val/query_agreement", float(st["query_agreement"]), sync_dist=True)
-        stop_after_first_validation(self)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)

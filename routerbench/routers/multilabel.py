@@ -5,7 +5,7 @@ Srivatsa et al., "Harnessing the Power of Multiple Minds: Lessons Learned from L
 for every LLM of the pool, whether that LLM answers it correctly (the paper's labels are the
 binary MAJ@10 correctness; a query may be solved by several LLMs, hence multi-label). Its
 per-LLM confidences are then read out by a routing policy (ArgMax, Random, Prediction, Sorted
-Pred; ``routerbench/policies.py``, configured with ``policy:``; default argmax).
+Pred; ``routerbench/routers/policies.py``, configured with ``policy:``; default argmax).
 
 Loss (the paper's multi-label objective; ``routerbench.losses.bce_scores``)::
 
@@ -102,13 +102,13 @@ class MultiLabelRouter(BaseRouter):
         return {"bce_loss": bce_scores(out["logits"], target)}
 
     @torch.no_grad()
-    def add_llms(self, names, new_credit, old_credit, task, new_cost, probe_x=None, probe_cols=None,
+    def add_llms(self, names, new_credit, old_credit, task, new_cost, probe_x=None, probe_texts=None,
                  steps: int = 200, basis: str | None = None, ridge: float | None = None) -> "MultiLabelRouter":
         """A copy that also routes to ``names``: one output unit each, fitted to the probe credit
         [n, k] of ``probe_x`` [n, D] (BCE plus ``ridge`` x |weights|^2, L-BFGS) on ``basis``
         (module docstring). ``basis`` and ``ridge`` default to ``onboard_basis`` and
-        ``onboard_ridge``. ``old_credit``, ``task``, ``new_cost`` and ``probe_cols`` are not needed
-        here (the signature is the one ``onboarding`` calls)."""
+        ``onboard_ridge``. ``old_credit``, ``task``, ``new_cost`` and ``probe_texts`` are not needed
+        here (the signature is ``BaseRouter.add_llms``)."""
         if probe_x is None:
             raise ValueError("MultiLabelRouter.add_llms needs probe_x (the probe queries' embeddings)")
         if self.text_encoder is not None:

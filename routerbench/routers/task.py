@@ -8,9 +8,15 @@ a query-level router is only worth its complexity if it beats this one. Srivatsa
 ``/work/shared/papers/lessons-from-llm-routing.txt``) observe that learned routers rarely beat
 such a "route by the task" choice; the RouterDC paper's task-identity ablation is the same idea.
 
-Loss (``task_loss``): cross-entropy of the task classifier on the training rows' task ids::
+Fitted without gradients (a ``NonparametricRouter``, ``routerbench.routers.nonparametric``): the
+task classifier ``g(x) = W x + b`` is a multinomial logistic regression on the training rows' task
+ids, fitted in closed form by L-BFGS (scikit-learn, inverse regularisation ``c``), i.e. it
+minimises the cross-entropy (the former gradient-trained ``task_loss``) plus an L2 term::
 
-    task_loss = -(1/B) sum_i log softmax(g(x_i))_{k_i}
+    sum_i -log softmax(g(x_i))_{k_i} + ||W||^2 / (2 c)
+
+the same classifier the ``task_level`` baseline fits (C = 1). Fitting takes seconds on fixed
+features, where 1,000 gradient steps took over a minute (docs/bench_task_router.md).
 
 Routing (``routerbench.metrics.task_level``), with ``U[k, t]`` the mean credit of LLM t on task k
 minus ``cost_lambda`` x its mean cost, over the rows of the training files (fitted once, no
@@ -33,30 +39,35 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from routerbench.metrics.task_level import MODES, argmax_ties, task_level_choice, task_level_scores, task_utility_table
-from routerbench.routers.base import BaseRouter
 from routerbench.routers.heads import make_head
+from routerbench.routers.nonparametric import NonparametricRouter
 
 CREDIT_ROWS = ("train_val", "train")
 
 
-class TaskRouter(BaseRouter):
-    """Task classifier + per-task best LLM (loss ``task_loss``).
+class TaskRouter(NonparametricRouter):
+    """Task classifier (logistic regression, L-BFGS) + per-task best LLM.
 
     Args:
         mode: ``hard`` (the predicted task's best LLM) or ``soft`` (expected utility).
         cost_lambda: weight of the mean cost in the per-task utility (0: quality only).
-        hidden_dim: hidden width of the classifier; 0 gives a linear (logistic) head.
-        dropout: dropout before the output layer.
+        hidden_dim: must be 0 (the classifier is linear, fitted in closed form).
+        dropout: unused (kept so older configs and checkpoints load).
         credit_rows: ``train_val`` (every row of the training files) or ``train`` (the rows the
             classifier trains on) for the per-task table.
-        **kwargs: ``BaseRouter`` arguments.
+        c: inverse L2 regularisation of the logistic regression (scikit-learn's ``C``).
+        **kwargs: ``NonparametricRouter`` arguments.
     """
 
     def __init__(self, mode: str = "soft", cost_lambda: float = 0.0, hidden_dim: int = 0,
-                 dropout: float = 0.0, credit_rows: str = "train_val", **kwargs) -> None:
+                 dropout: float = 0.0, credit_rows: str = "train_val", c: float = 1.0, **kwargs) -> None:
+        if hidden_dim:
+            raise ValueError(f"router.hidden_dim={hidden_dim}: the task router's classifier is linear, fitted by "
+                             "L-BFGS without gradients; hidden_dim must be 0")
+        if not c > 0:
+            raise ValueError(f"router.c must be > 0, got {c}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if credit_rows not in CREDIT_ROWS:
@@ -68,14 +79,17 @@ class TaskRouter(BaseRouter):
     def configure_models(self) -> None:
         h = self.hparams
         k, t = len(h.task_names or ["all"]), h.num_llms
-        self.head = make_head(h.embed_dim, k, h.hidden_dim, h.dropout)
+        self.head = make_head(h.embed_dim, k, h.hidden_dim, h.dropout).requires_grad_(False)  # fit_classifier
         self.register_buffer("task_credit", torch.zeros(k, t, dtype=torch.float64))
         self.register_buffer("task_cost", torch.zeros(k, t, dtype=torch.float64))
         self.register_buffer("llm_cost", torch.zeros(t, dtype=torch.float64))
         self.register_buffer("has_costs", torch.zeros((), dtype=torch.bool))
 
     def fit_from_data(self, datamodule) -> None:
-        """The per-task mean credit and cost of each LLM on the training files' rows."""
+        """The task classifier on the training rows, and the per-task mean credit and cost of each
+        LLM on the training files' rows."""
+        train = np.unique(np.asarray(datamodule.train_rows, dtype=np.int64))
+        self.fit_classifier(self.features(datamodule, train).numpy(), np.asarray(datamodule.task[train]))
         rows = np.asarray(datamodule.train_rows, dtype=np.int64)
         if self.hparams.credit_rows == "train_val":
             rows = np.concatenate([rows, np.asarray(datamodule.val_rows, dtype=np.int64)])
@@ -89,19 +103,37 @@ class TaskRouter(BaseRouter):
             self.llm_cost.copy_(torch.as_tensor(costs, dtype=torch.float64).mean(0))
             self.has_costs.fill_(True)
 
+    def fit_classifier(self, x: np.ndarray, task: np.ndarray) -> None:
+        """Fit the linear head by multinomial logistic regression (L-BFGS) on features [n, D] and
+        task ids [n]; tasks absent from ``task`` get probability 0."""
+        from sklearn.linear_model import LogisticRegression
+
+        k = self.task_credit.shape[0]
+        weight = torch.zeros(k, x.shape[1], dtype=torch.float64)
+        bias = torch.full((k,), -1e4, dtype=torch.float64)  # unseen tasks: never predicted
+        classes = np.unique(task)
+        if len(classes) == 1:
+            bias[classes[0]] = 0.0
+        else:
+            clf = LogisticRegression(C=float(self.hparams.c), max_iter=2000, random_state=0)
+            clf.fit(np.asarray(x, dtype=np.float64), task)
+            coef, icpt = torch.as_tensor(clf.coef_), torch.as_tensor(clf.intercept_)
+            if len(classes) == 2:  # scikit-learn keeps one row: p(second) = sigmoid(w x + b)
+                coef, icpt = torch.cat([torch.zeros_like(coef), coef]), torch.cat([torch.zeros_like(icpt), icpt])
+            weight[torch.as_tensor(classes)], bias[torch.as_tensor(classes)] = coef, icpt
+        linear = self.head[-1]
+        with torch.no_grad():
+            linear.weight.copy_(weight.to(linear.weight.dtype))
+            linear.bias.copy_(bias.to(linear.bias.dtype))
+
     def forward(self, batch: dict) -> dict:
         logits = self.head(self.embed(batch))
         p = logits.float().softmax(-1)
         conf = task_level_scores(p, self.task_credit, self.hparams.mode).to(logits.dtype)
         return {"logits": logits, "task_probs": p, "probs": conf}
 
-    def compute_losses(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
-        return {"task_loss": F.cross_entropy(out["logits"], batch["task"])}
-
-    def route(self, out: dict) -> torch.Tensor:
-        """The fitted policy's choice when one is configured, else the task-level choice."""
-        if self.policy is not None and self.policy.ready:
-            return self.policy(self.confidences(out))
+    def own_choice(self, out: dict) -> torch.Tensor:
+        """The task-level choice (``mode``), ties to the cheaper LLM."""
         table = self.task_credit - self.hparams.cost_lambda * self.task_cost
         tiebreak = self.llm_cost if bool(self.has_costs) else None
         return task_level_choice(out["task_probs"], table, self.hparams.mode, tiebreak)

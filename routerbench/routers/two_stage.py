@@ -194,10 +194,8 @@ class TwoStageRouter(BaseRouter):
             out["probs"] = (self.proj_scale * sim + self.proj_bias).clamp(0, 1).masked_fill(~allowed, -1.0)
         return out
 
-    def route(self, out: dict) -> torch.Tensor:
+    def own_choice(self, out: dict) -> torch.Tensor:
         """Stage 2: the best allowed LLM, penalised by ``cost_weight`` x normalised cost."""
-        if self.policy is not None and self.policy.ready:
-            return super().route(out)
         return llm_utility(out["logits"], self.llm_cost, self.hparams.cost_weight).argmax(-1)
 
     def _proj_matrix(self):
@@ -224,8 +222,9 @@ class TwoStageRouter(BaseRouter):
 
     # ---- adding LLMs without retraining -------------------------------------------------------
     @torch.no_grad()
-    def add_llms(self, names: list[str], new_credit, old_credit, task, new_cost, probe_x=None, probe_cols=None,
-                 refine_steps: int = 300, calibration: str | None = None, tie: float = 0.02) -> "TwoStageRouter":
+    def add_llms(self, names: list[str], new_credit, old_credit, task, new_cost, probe_x=None, probe_texts=None,
+                 probe_cols=None, refine_steps: int = 300, calibration: str | None = None,
+                 tie: float = 0.02) -> "TwoStageRouter":
         """A copy of this router that also routes to ``names``, from their probe-set credit.
 
         Args:
@@ -233,8 +232,11 @@ class TwoStageRouter(BaseRouter):
             new_credit: their credit on the n probe queries [n, k].
             old_credit: the routed LLMs' credit on the same queries [n, T] (for the grouping).
             task: task label of each probe query [n] (any hashable labels).
-            new_cost: their mean cost per query [k] (0 when the data has no costs).
+            new_cost: their mean cost per query [k]; None when unknown (an error for a router that
+                routes by cost, else 0).
             probe_x: the probe queries' cached embeddings [n, D] (``projection: query``).
+            probe_texts: the probe queries' texts [n] (``projection: free``: each must be one of the
+                training probe set's queries; gives ``probe_cols``).
             probe_cols: the probe queries' columns in the training probe set [n] (``projection: free``).
             refine_steps: gradient steps refining a ``query`` embedding after the closed form.
             calibration: ``compete`` or ``projection`` for this call (default: ``onboard_calibration``).
@@ -245,6 +247,13 @@ class TwoStageRouter(BaseRouter):
             A new ``TwoStageRouter`` with T + k LLMs (the new ones last); this one is unchanged.
         """
         h = self.hparams
+        if new_cost is None:
+            if float(self.llm_cost.max()) > 0:
+                raise ValueError(f"the checkpoint routes by cost, and there are no cost columns for {list(names)}: "
+                                 "give cost= (mean $ per query)")
+            new_cost = np.zeros(len(names))
+        if h.projection == "free" and probe_cols is None and probe_texts is not None:
+            probe_cols = self.probe_columns(probe_texts)
         calibration = calibration or h.onboard_calibration
         if calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
@@ -296,6 +305,22 @@ class TwoStageRouter(BaseRouter):
                 scale, bias = 1.0, 0.0
             emb = self._refine(emb.float(), zq.float(), target, scale, bias, refine_steps)
         return self._extended(names, emb.float(), new_groups, new_cost, new_credit, probe_cols)
+
+    def probe_columns(self, texts) -> np.ndarray:
+        """Each probe text's column in the training probe set [n] (``projection: free``).
+
+        Raises:
+            ValueError: naming the first text that is not one of the training probe queries.
+        """
+        keys = {k: i for i, k in enumerate(self.meta.get("two_stage", {}).get("probe_keys", []))}
+        cols = []
+        for i, text in enumerate(texts):
+            col = keys.get(text_key(text))
+            if col is None:
+                raise ValueError(f"probe query {i + 1} ({text[:60]!r}) is not one of the checkpoint's {len(keys)} "
+                                 "probe queries (projection: free needs those; projection: query takes any queries)")
+            cols.append(col)
+        return np.asarray(cols)
 
     @staticmethod
     def _competitor(sims, groups, kept, g) -> np.ndarray:
@@ -365,4 +390,5 @@ class TwoStageRouter(BaseRouter):
         groups = dict(self.meta.get("two_stage", {}).get("groups", {}))
         groups.update({n: int(g) for n, g in zip(names, new_groups)})
         new.meta["two_stage"] = {**self.meta.get("two_stage", {}), "groups": groups}
+        log.info("add_llms: %s placed in group(s) %s", list(names), [int(g) for g in new_groups])
         return new

@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.data.table import ScoreTable
 
 
 def embeddings_dir(cfg) -> Path:
     """The embedding cache folder of a run's config (``<cache_dir>/embeddings``)."""
-    from routerbench.pipeline import cache_dir
+    from routerbench.data.prepare import cache_dir
 
     return cache_dir(cfg) / "embeddings"
 
@@ -142,7 +142,7 @@ def load_run(ckpt, prices: dict | None = None, data_cfg=None) -> Run:
             checkpoint's.
     """
     from routerbench.api import load_router
-    from routerbench.pipeline import split_table
+    from routerbench.data.prepare import split_table
 
     router = load_router(ckpt)
     cfg = OmegaConf.create(router.model.meta["config"])

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from routerbench.data import validate as V
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.data.formats import generic, routerbench_csv, routerdc_json
 from routerbench.data.table import ROLES, ScoreTable
 
@@ -73,7 +73,7 @@ def read_file(path, *, task: str | None = None, role: str = "train", rule: str |
         task: task name of every row (default: ``eval_name`` for RouterBench files, the
             rows' ``task`` field for generic files that have one, else the file stem).
         role: ``train``, ``val``, ``test_id`` or ``test_ood`` for every row.
-        rule: scoring rule of the file's tasks (``routerbench.rules``). Default ``binary``
+        rule: scoring rule of the file's tasks (``routerbench.data.rules``). Default ``binary``
             for RouterBench files; for other formats a missing rule means ``multi_attempt``
             (credit = score, scores checked to lie in [0, 1]) and a note says so: fine for
             ``routerbench validate``, but a data config should always name the rule.

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from routerbench.data import validate as V
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.data.table import ScoreTable
 
 JSONL_KEYS = ("id", "question", "scores", "costs", "task", "cluster_id", "meta")

@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 from routerbench.data import validate as V
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.data.formats.generic import records_to_table
 from routerbench.data.table import ScoreTable
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from routerbench.data import validate as V
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.data.formats.generic import records_to_table
 from routerbench.data.table import ScoreTable
 

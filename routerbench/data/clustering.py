@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 
 log = logging.getLogger("routerbench")
 

@@ -14,13 +14,15 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from routerbench import run_state
-from routerbench.config import ConfigError, instantiate
+from routerbench.runs import state as run_state
+from routerbench.config import instantiate
+from routerbench.errors import ConfigError
 from routerbench.config_check import resume_path
-from routerbench.console import StepProgressBar, drop_wandb_anonymous, quiet_known_noise
+from routerbench.errors import FitInterrupted
+from routerbench.runs.console import StepProgressBar, drop_wandb_anonymous, quiet_known_noise
 from routerbench.data.datamodule import RouterDataModule
 from routerbench.metrics.baselines import best_single_llm
-from routerbench.pipeline import Prepared, baseline_features, prepare
+from routerbench.data.prepare import Prepared, baseline_features, prepare
 from routerbench.reporting.run import build_report, write_run_files
 from routerbench.routers.base import BaseRouter
 
@@ -38,7 +40,7 @@ def run_dir_for(cfg) -> Path:
 def make_logger(cfg, run_dir: Path):
     """wandb (offline unless asked), csv, or none.
 
-    A resumed run (``cfg.resume``) continues its logs (``routerbench/run_state.py``): the CSV
+    A resumed run (``cfg.resume``) continues its logs (``routerbench/runs/state.py``): the CSV
     keeps the rows logged before the resumed checkpoint's step, and wandb goes on with the run
     id stored in ``wandb_id.txt``.
     """
@@ -89,13 +91,17 @@ def make_trainer(cfg, run_dir: Path, callbacks=(), logger=None) -> L.Trainer:
     )
 
 
-class FitInterrupted(RuntimeError):
-    """Training stopped by SIGTERM or Ctrl-C. The message says where to resume from; the CLI
-    prints it and exits with ``exit_code`` (143 for SIGTERM, 130 for SIGINT)."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+def one_process(cfg):
+    """``cfg`` with one process, whatever its DDP settings (for a router whose
+    ``fits_in_one_process``: fitted once without gradients, nothing to share between processes)."""
+    t = cfg.trainer
+    if str(t.devices) in ("1", "auto") and int(t.num_nodes) == 1 and t.strategy in ("auto", None):
+        return cfg
+    log.info("the router is fitted once, without gradients: one process (trainer.devices=%s, "
+             "trainer.strategy=%s ignored)", t.devices, t.strategy)
+    out = cfg.copy()
+    out.trainer.devices, out.trainer.num_nodes, out.trainer.strategy = 1, 1, "auto"
+    return out
 
 
 def fit_or_interrupt(trainer: L.Trainer, router, dm, ckpt_path: str | None, run_dir: Path) -> None:
@@ -282,7 +288,8 @@ def fit(cfg) -> dict | None:
     callbacks = [ckpt_cb, last_cb, RNGState(), train_time]
     if cfg.trainer.patience:
         callbacks.append(L.pytorch.callbacks.EarlyStopping("val/score", mode="max", patience=int(cfg.trainer.patience)))
-    trainer = make_trainer(cfg, run_dir, callbacks, make_logger(cfg, run_dir))
+    trainer = make_trainer(one_process(cfg) if router.fits_in_one_process else cfg, run_dir, callbacks,
+                           make_logger(cfg, run_dir))
     t0 = time.time()
     fit_or_interrupt(trainer, router, dm, resume, run_dir)
     train_seconds = time.time() - t0 + train_time.before  # a resumed run: plus its checkpoint's seconds

@@ -52,7 +52,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from routerbench.config import ConfigError, compose
+from routerbench.config import compose
+from routerbench.errors import ConfigError
 from routerbench.reporting.run import machine_name
 
 log = logging.getLogger("routerbench")
@@ -242,7 +243,7 @@ def _metric_value(metrics: dict, name: str):
 
 
 def _run_in_process(overrides: list[str], trial_dir: Path) -> bool:
-    from routerbench.train import fit
+    from routerbench.runs.fit import fit
 
     try:
         fit(compose(overrides))

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.metrics.baselines import oracle_choice
 from routerbench.metrics.calibration import platt_calibrate
 from routerbench.metrics.cost import (

@@ -48,6 +48,9 @@ def quiet_known_noise() -> None:
             lg.addFilter(_DropNoise())
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     warnings.filterwarnings("ignore", message=_SYNC_WARNING)
+    # a NonparametricRouter has no optimiser and no loss by design (routers/nonparametric.py)
+    warnings.filterwarnings("ignore", message=r"`LightningModule.configure_optimizers` returned `None`")
+    warnings.filterwarnings("ignore", message=r"`training_step` returned `None`")
 
 
 def drop_wandb_anonymous(logger) -> None:

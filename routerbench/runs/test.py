@@ -10,13 +10,13 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from routerbench.api import load_router, run_folder
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.data.table import ScoreTable
 from routerbench.metrics.baselines import baseline_choices
 from routerbench.metrics.bootstrap import DEFAULT_RESAMPLES
 from routerbench.reporting.run import add_intervals, evaluate_rows, routed_per_task, test_baselines, write_run_files
 
-log = logging.getLogger("routerbench.evaluate")
+log = logging.getLogger("routerbench.runs.test")
 
 
 def parse_rules(rule) -> tuple[str | None, dict[str, str]]:
@@ -32,7 +32,7 @@ def parse_rules(rule) -> tuple[str | None, dict[str, str]]:
     """
     from collections.abc import Mapping
 
-    from routerbench.rules import get_rule
+    from routerbench.data.rules import get_rule
 
     if rule is None:
         return None, {}

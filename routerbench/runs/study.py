@@ -47,7 +47,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from routerbench.config import GROUPS, ConfigError, compose
+from routerbench.config import GROUPS, compose
+from routerbench.errors import ConfigError
 from routerbench.reporting.run import machine_name
 from routerbench.metrics.bootstrap import DEFAULT_RESAMPLES
 from routerbench.reporting.study_intervals import study_intervals
@@ -194,7 +195,7 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
     """
     import shutil
 
-    from routerbench.train import fit
+    from routerbench.runs.fit import fit
 
     spec = load_study(path)
     spec["_path"], spec["_only"] = str(path), list(only or [])

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.data.splits import split_train_val
 from routerbench.data.table import ScoreTable
 from routerbench.paths import cache_root, project_root
@@ -155,7 +155,7 @@ def baseline_features(cfg, prep: Prepared) -> np.ndarray | None:
 
 def cluster_ids_for(cfg, table: ScoreTable, features: np.ndarray, encoder) -> np.ndarray:
     """k-means cluster ids of the train rows (val/test rows: -1), cached beside the embeddings."""
-    from routerbench.clustering import cluster_queries, load_cluster_ids, save_cluster_ids
+    from routerbench.data.clustering import cluster_queries, load_cluster_ids, save_cluster_ids
 
     c = cfg.cluster
     train = np.flatnonzero(table.roles == "train")

@@ -6,7 +6,7 @@ queries, the scores of every LLM the checkpoint routes plus the new LLM(s); its 
 ``TwoStageRouter`` places the new LLM in a group and solves its embedding (docs/two_stage.md);
 ``MultiLabelRouter`` fits one more output unit on its frozen features.
 
-    >>> from routerbench.onboarding import add_llm
+    >>> from routerbench.runs.add_llm import add_llm
     >>> add_llm("runs/x/checkpoints/best.ckpt", "probe.csv", llms=["new-llm"], rule="binary")
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from routerbench.data.errors import DataError
+from routerbench.errors import DataError
 from routerbench.data.table import ScoreTable
 
 log = logging.getLogger("routerbench")
@@ -75,7 +75,7 @@ def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | Non
     """Add the probe file's new LLM(s) to the checkpoint ``ckpt``; write and return a new checkpoint.
 
     Args:
-        ckpt: a checkpoint of a router with ``add_llms`` (``TwoStageRouter``).
+        ckpt: a checkpoint of a router that takes new LLMs (``BaseRouter.add_llms``).
         probe: a probe score file, or a ScoreTable.
         llms: the new LLM names (default: every probe column the checkpoint does not route).
         output: where to write (default: ``<ckpt stem>+<names>.ckpt`` beside ``ckpt``).
@@ -93,16 +93,13 @@ def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | Non
             queries, a NaN score, missing costs.
     """
     from routerbench.api import load_router
-    from omegaconf import OmegaConf
-
     from routerbench.encoders.cache import cached_encode
-    from routerbench.runs.checkpoint import embeddings_dir
 
     loaded = load_router(ckpt)
     model = loaded.model
-    if not hasattr(model, "add_llms"):
+    if not model.takes_new_llms():
         raise DataError(f"{ckpt}: {type(model).__name__} cannot add an LLM without retraining "
-                        "(TwoStageRouter and MultiLabelRouter can: router=two_stage, multilabel or mlp)")
+                        f"(routers that can: {', '.join(routers_taking_new_llms())})")
     where = str(probe) if not isinstance(probe, ScoreTable) else "probe table"
     if not isinstance(probe, ScoreTable):
         probe = read_probe(probe, task=task, rule=rule, nan_policy=nan_policy)
@@ -118,50 +115,51 @@ def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | Non
     credit = probe.credit()
     old = credit[:, [probe.llms.index(m) for m in loaded.llm_names]]
     new = credit[:, [probe.llms.index(m) for m in names]]
-    new_cost = _new_costs(probe, names, cost, model, where)
-    kwargs = {}
-    if model.hparams.get("projection") == "free":
-        keys = {k: i for i, k in enumerate(model.meta.get("two_stage", {}).get("probe_keys", []))}
-        from routerbench.routers.two_stage import text_key
-
-        cols = []
-        for i, text in enumerate(probe.texts):
-            col = keys.get(text_key(text))
-            if col is None:
-                raise DataError(f"{probe.sources[i]}: query {probe.ids[i]!r} is not one of the checkpoint's "
-                                f"{len(keys)} probe queries (projection: free needs those; projection: query "
-                                "takes any queries)")
-            cols.append(col)
-        kwargs["probe_cols"] = np.asarray(cols)
-    else:
-        emb = Path(cache_dir) / "embeddings" if cache_dir else embeddings_dir(OmegaConf.create(model.meta["config"]))
-        kwargs["probe_x"] = cached_encode(loaded.encoder, probe.texts, emb, progress=False)
+    new_cost = _new_costs(probe, names, cost, where)
+    probe_x = (cached_encode(loaded.encoder, probe.texts, Path(cache_dir) / "embeddings", progress=False)
+               if cache_dir else loaded.encode(probe.texts))
     try:
-        extended = model.add_llms(names, new, old, probe.tasks, new_cost, **kwargs, **(options or {}))
+        extended = model.add_llms(names, new, old, probe.tasks, new_cost, probe_x=probe_x, probe_texts=list(probe.texts),
+                                  **(options or {}))
     except (TypeError, ValueError) as e:
-        if not options or isinstance(e, DataError):
+        if isinstance(e, DataError):
             raise
-        from routerbench.config import ConfigError
+        if options:
+            from routerbench.errors import ConfigError
 
-        raise ConfigError(f"{ckpt}: {type(model).__name__}.add_llms options {options}: {e}") from None
+            raise ConfigError(f"{ckpt}: {type(model).__name__}.add_llms options {options}: {e}") from None
+        raise DataError(f"{where}: {e}") from None
     out = Path(output) if output else Path(ckpt).with_name(f"{Path(ckpt).stem}+{'+'.join(names)}.ckpt")
     _save(ckpt, extended, names, out, len(probe))
-    groups = extended.meta.get("two_stage", {}).get("groups")
-    log.info("added %s to %s%s: %s", names, ckpt, f" (groups {[groups[n] for n in names]})" if groups else "", out)
+    log.info("added %s to %s: %s", names, ckpt, out)
     return out
 
 
-def _new_costs(probe: ScoreTable, names, cost, model, where) -> np.ndarray:
+def routers_taking_new_llms() -> list[str]:
+    """The ``router=`` options whose router class takes new LLMs (``BaseRouter.takes_new_llms``)."""
+    from routerbench.config import _import, group_options, load_option
+    from routerbench.paths import config_root
+
+    names = []
+    for name in group_options(config_root(), "router"):
+        try:
+            if _import(str(load_option(config_root(), "router", name)._target_)).takes_new_llms():
+                names.append(f"router={name}")
+        except Exception:  # a broken option is reported when it is used, not here
+            continue
+    return names
+
+
+def _new_costs(probe: ScoreTable, names, cost, where) -> np.ndarray | None:
+    """The new LLMs' mean cost per query [k]: ``cost``, else the probe's cost columns, else None
+    (the router decides whether it needs them: ``BaseRouter.add_llms``)."""
     if cost is not None:
         c = np.atleast_1d(np.asarray(cost, dtype=np.float64))
         if len(c) != len(names) or (c < 0).any():
             raise DataError(f"{where}: cost needs one non-negative number per new LLM {names}, got {cost}")
         return c
     if probe.costs is None:
-        if hasattr(model, "llm_cost") and float(model.llm_cost.max()) > 0:
-            raise DataError(f"{where}: the checkpoint routes by cost, and the probe file has no cost columns "
-                            f"for {names}: give cost= (mean $ per query)")
-        return np.zeros(len(names))
+        return None
     return probe.costs[:, [probe.llms.index(m) for m in names]].astype(np.float64).mean(0)
 
 
