@@ -26,10 +26,12 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CKPT = Path(tempfile.gettempdir()) / "routerbench-bench-cli" / "best.ckpt"  # an existing file: only the input fails
 
 
 def commands() -> list[tuple[str, list[str], int]]:
@@ -42,7 +44,7 @@ def commands() -> list[tuple[str, list[str], int]]:
         ("`routerbench --help`", [exe, "--help"], 0),
         ("`routerbench fit router.lr=abc`", [exe, "fit", "router.lr=abc"], 2),
         ("`routerbench fit badkey=1`", [exe, "fit", "badkey=1"], 2),
-        ("`routerbench route CKPT missing.jsonl`", [exe, "route", "runs/x/checkpoints/best.ckpt", "missing.jsonl"], 2),
+        ("`routerbench route CKPT missing.jsonl`", [exe, "route", str(CKPT), "missing.jsonl"], 2),
         ("reference: `python -c pass`", [py, "-c", "pass"], 0),
         ("reference: `python -c 'import routerbench.runs.fit'`", [py, "-c", "import routerbench.runs.fit"], 0),
     ]
@@ -66,6 +68,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from routerbench.reporting.run import machine_name
 
+    CKPT.parent.mkdir(exist_ok=True)
+    CKPT.write_bytes(b"")
     load0 = os.getloadavg()[0]
     rows = []
     for label, argv, want in commands():

@@ -28,13 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
-from routerbench.api import load_router
 from routerbench.errors import DataError
-from routerbench.encoders.cache import cached_encode
-from routerbench.data.prepare import build_table, cache_dir
 from routerbench.reporting.run import machine_name, routed_per_task
+from routerbench.runs.checkpoint import load_run
 from routerbench.reporting.study_plots import routed_share_plot, tsne_plot, tsne_points
 
 
@@ -72,15 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         ckpt, run_dir = resolve(args.target)
-        loaded = load_router(ckpt)
-        model = loaded.model
+        run = load_run(ckpt)  # the run's data as training prepared it, LLMs in the checkpoint's order
+        loaded, model, table = run.router, run.router.model, run.table
         if not hasattr(model, "llm_embeddings") or model.text_encoder is not None:
             raise DataError(f"{ckpt}: a RouterDC checkpoint on cached embeddings is needed "
                             f"(got {type(model).__name__}{' with a trainable encoder' if model.text_encoder else ''})")
-        cfg = OmegaConf.create(model.meta["config"])
-        table = build_table(cfg.data)
-        if list(table.llms) != loaded.llm_names:
-            raise DataError(f"data {cfg.data.name} has LLMs {table.llms}, the checkpoint {loaded.llm_names}")
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -96,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     routed = json.loads(metrics_path.read_text()).get("routed_per_task") if metrics_path.exists() else None
     rows = balanced_subsample(sub.tasks, args.n, args.seed)
     idx = rows if routed is not None else np.arange(len(sub))  # every test row only to route them
-    x = cached_encode(loaded.encoder, [sub.texts[i] for i in idx], cache_dir(cfg) / "embeddings", progress=False)
+    x = run.features(test[idx])
     with torch.no_grad():
         xt = torch.as_tensor(x, dtype=torch.float32)
         z = model.proj(xt).numpy()

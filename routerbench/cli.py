@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,19 +41,35 @@ def cmd_fit(args) -> int:
 
 
 def _print_summary(m: dict) -> None:
-    best = m["baselines"].get("best_single", {})
+    """One line: the router's averages (with their 95% intervals), best single, task_level and the
+    router's difference to task_level with its interval and verdict, the oracle."""
+    best, base = m["baselines"].get("best_single", {}), m["baselines"]
+    ci = m.get("ci95") or {}
+
     def f(v):
         return "-" if v is None else f"{v:.2f}"
-    print(f"{m['router']}: ID avg {f(m.get('id_avg'))}  OOD avg {f(m.get('ood_avg'))}  "
-          f"(best single on val, {best.get('llm')}: {f(best.get('id_avg'))} / {f(best.get('ood_avg'))}; "
-          f"oracle {f(m['baselines']['oracle'].get('id_avg'))} / {f(m['baselines']['oracle'].get('ood_avg'))})")
+
+    def iv(key, c=ci):
+        lo_hi = c.get(key)
+        return f" [{lo_hi[0]:.1f}, {lo_hi[1]:.1f}]" if lo_hi else ""
+
+    line = (f"{m['router']}: ID avg {f(m.get('id_avg'))}{iv('id_avg')}  OOD avg {f(m.get('ood_avg'))}{iv('ood_avg')}  "
+            f"(best single on val, {best.get('llm')}: {f(best.get('id_avg'))} / {f(best.get('ood_avg'))}; ")
+    if "task_level" in base:
+        tl, d = base["task_level"], (m.get("diff_ci95") or {}).get("task_level")
+        line += f"task_level {f(tl.get('id_avg'))} / {f(tl.get('ood_avg'))}; "
+        if d:
+            line += "vs task_level: " + ", ".join(
+                f"{g.upper()} {d[f'{g}_avg_diff']:+.2f}{iv(f'{g}_avg', d)} {d[f'{g}_avg_verdict']}"
+                for g in ("id", "ood") if d.get(f"{g}_avg_diff") is not None) + "; "
+    print(line + f"oracle {f(base['oracle'].get('id_avg'))} / {f(base['oracle'].get('ood_avg'))})")
 
 
 def cmd_test(args) -> int:
     from routerbench.runs.test import test_checkpoint
 
     metrics, out_dir = test_checkpoint(
-        args.ckpt, args.files, task=args.task, role=args.role, rule=args.rule,
+        args.ckpt, args.files, task=args.task, role=args.role, rule=args.rule, ood=args.ood,
         nan_policy=args.nan_policy, output_dir=args.output_dir, overrides=args.overrides,
     )
     _print_summary(metrics)
@@ -136,9 +153,9 @@ def _read_queries(path: str) -> tuple[list[str], list[dict]]:
 
 
 def cmd_route(args) -> int:
-    texts, records = _read_queries(args.input)  # a bad input fails before the checkpoint's imports
     if not Path(args.ckpt).is_file():
         raise DataError(f"{args.ckpt}: checkpoint not found")
+    texts, records = _read_queries(args.input)  # a bad input fails before the checkpoint's imports
     from routerbench.api import load_router
 
     router = load_router(args.ckpt)
@@ -216,6 +233,51 @@ def cmd_cluster(args) -> int:
     return 0
 
 
+LIST_GROUPS = ("router", "data", "encoder", "trainer", "logger", "experiment")
+
+
+def describe_option(path: Path, width: int = 100) -> str:
+    """The first sentence of a config yaml's leading comment (``_base_: X`` says it is X's)."""
+    lines, parent = [], None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            lines.append(line.lstrip("#").strip())
+            continue
+        if line.startswith("_base_:"):
+            parent = line.split(":", 1)[1].strip()
+        if line.strip() and not lines:
+            break
+    text = " ".join(lines)
+    first = re.split(r"\.\s+(?=[A-Z`])", text)[0].rstrip(".")
+    if len(first) > width:
+        first = first[: width - 3].rstrip() + "..."
+    return first + (f" (from {parent})" if parent else "")
+
+
+def cmd_list(args) -> int:
+    """``routerbench list [GROUP]``: each group's options with a line each, and the root keys."""
+    from omegaconf import OmegaConf
+
+    from routerbench.config import group_options
+    from routerbench.paths import config_root
+
+    root = config_root()
+    if args.group and args.group not in LIST_GROUPS:
+        raise ConfigError(f"unknown group {args.group!r}; groups: {', '.join(LIST_GROUPS)}")
+    base = OmegaConf.load(root / "config.yaml")
+    defaults = dict(base.get("defaults") or {})
+    for group in [args.group] if args.group else LIST_GROUPS:
+        print(f"{group}=   (default: {defaults.get(group, 'none')})")
+        for name in group_options(root, group):
+            print(f"  {name:22s} {describe_option(root / group / f'{name}.yaml')}")
+        print()
+    if not args.group:
+        keys = [k for k in base if k not in ("defaults",)]
+        print("root keys (key=value; a.b=value inside a group, e.g. router.lr=0.01 or data.val_fraction=0.2):")
+        print("  " + ", ".join(keys))
+    return 0
+
+
 def cmd_study(args) -> int:
     from routerbench.runs.study import run_study
 
@@ -267,14 +329,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="routerbench", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     ov = "config overrides: group=option, experiment=name, a.b=value"
-    s = sub.add_parser("fit", help="train a router, select on validation, report on test")
+    s = sub.add_parser("fit", help="train a router, select on validation, report on test",
+                       epilog="groups and their options: `routerbench list` (one group: `routerbench list router`); "
+                              "e.g. routerbench fit router=knn data=routerdc encoder=tfidf seed=1 router.k=20")
     s.add_argument("overrides", nargs="*", help=ov)
     s.set_defaults(fn=cmd_fit)
+    s = sub.add_parser("list", help="the config groups' options (routers, data, encoders, ...) and the root keys")
+    s.add_argument("group", nargs="?", default=None, help=f"one group: {', '.join(LIST_GROUPS)}")
+    s.set_defaults(fn=cmd_list)
     s = sub.add_parser("test", help="evaluate a checkpoint on its test data or on named score files")
     s.add_argument("ckpt")
     s.add_argument("files", nargs="*", help="score files (default: the checkpoint's test data)")
     s.add_argument("--task", default=None, help="task name for the files (default: from each file)")
     s.add_argument("--role", default="test_id", choices=["test_id", "test_ood"])
+    s.add_argument("--ood", action="append", default=None, metavar="TASK",
+                   help="count TASK of the files as out-of-distribution (repeatable); other tasks get --role")
     s.add_argument("--rule", action="append", default=None, metavar="[TASK=]RULE",
                    help="scoring rule: TASK=RULE for one task (repeatable), RULE for every task; default: "
                         "the checkpoint's rule for each task it was trained on (docs/data.md)")

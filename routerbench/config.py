@@ -80,6 +80,8 @@ def load_option(root: Path, group: str, option: str, _seen: tuple = ()) -> DictC
 def _valid_keys(cfg, prefix: str) -> str:
     node = OmegaConf.select(cfg, prefix) if prefix else cfg
     keys = list(node.keys()) if isinstance(node, DictConfig) else []
+    if not prefix:
+        keys = [k for k in keys if k != "choices"]  # compose's record of the chosen options, not a key to set
     return ", ".join(str(k) for k in keys) or "(none)"
 
 

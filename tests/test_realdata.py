@@ -153,3 +153,35 @@ def test_routerbench_config_accuracy_and_cost():
     # train rows carry the authors' cluster ids (routerbench_cluster files), test rows none
     assert (table.cluster_ids[table.roles == "train"] >= 0).all()
     assert (table.cluster_ids[table.roles == "test_id"] == -1).all()
+
+
+@pytest.mark.slow
+def test_routerbench_test_on_a_routerdc_run_equals_its_fit_report(tmp_path):
+    """``routerbench test CKPT`` on a RouterDC run re-reports its own test rows: task_level (fitted
+    on the checkpoint's run as the fit report fitted it), ci95 and diff_ci95 equal what ``fit``
+    wrote, and the command prints and writes them."""
+    import json
+    import subprocess
+    import sys
+
+    from routerbench.config import compose
+    from routerbench.runs.fit import fit
+
+    if not (data_root() / "routerdc").is_dir():
+        pytest.skip(f"real data not found at {data_root()} (set ROUTERBENCH_DATA to its folder)")
+    fit(compose(["router=task", "data=routerdc", "encoder=tfidf", "logger=none", "progress=false",
+                 f"output_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}"]))
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    r = subprocess.run([sys.executable, "-m", "routerbench.cli", "test", str(ckpt), "--output-dir",
+                        str(tmp_path / "t")], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "task_level" in (tmp_path / "t" / "results.md").read_text()
+    m = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert m["baselines"]["task_level"]["tasks"] == written["baselines"]["task_level"]["tasks"]
+    assert m["baselines"]["task_level"]["ci95"] == written["baselines"]["task_level"]["ci95"]
+    assert m["ci95"] == written["ci95"] and m["diff_ci95"] == written["diff_ci95"]
+    assert m["tasks"] == written["tasks"] and set(m["diff_ci95"]) == {"best_single", "task_level"}
+    tl = written["baselines"]["task_level"]
+    assert f"task_level {tl['id_avg']:.2f} / {tl['ood_avg']:.2f}" in r.stdout, r.stdout
+    assert "vs task_level: ID" in r.stdout and "[" in r.stdout

@@ -95,6 +95,14 @@ def _hub_reachable(timeout: float = 5.0) -> bool:
         return False
 
 
+def no_loading_bar() -> None:
+    """Turn off transformers' "Loading weights 0/103 ... 103/103" bar: a local load takes well under a
+    second, and the bar showed even with ``progress=false`` (our own embedding bar is separate)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def available_model(model: str) -> str:
     """``resolve_model(model)``, failing fast with a clear error when it cannot be obtained.
 
@@ -250,6 +258,7 @@ class HFEncoder(Encoder):
         from transformers import AutoModel
 
         set_torch_threads()
+        no_loading_bar()
         resolved = available_model(self.model_name)
         self._tok = load_tokenizer(self.model_name, self.max_length, self.truncation_side)
         try:

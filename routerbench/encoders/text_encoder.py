@@ -14,7 +14,7 @@ import torch
 
 from routerbench.errors import ConfigError
 from routerbench.encoders.hf import (POOLINGS, SIDES, _check_choice, _pool, _unreachable, available_model,
-                                     load_tokenizer)
+                                     load_tokenizer, no_loading_bar)
 
 # model types whose layers run as layer(hidden, attention_mask=additive 4-D mask) after
 # model.embeddings(input_ids=...), with absolute positions (checked in tests/test_memo_frozen.py)
@@ -101,6 +101,7 @@ class HFTextEncoder(torch.nn.Module):
             if not 0.0 <= float(dropout) < 1.0:  # checked before loading: the load's errors read "unreachable"
                 raise ConfigError(f"text_encoder dropout must be in [0, 1), got {dropout}")
         resolved = available_model(model)
+        no_loading_bar()
         try:
             if config:
                 config = dict(config)

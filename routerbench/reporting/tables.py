@@ -102,7 +102,7 @@ def verdict_table(diffs: dict[str, dict], references=("best_single", "task_level
 
 
 def baseline_rows(runs: list[dict]) -> dict[str, list[dict]]:
-    """Baseline rows of one or more runs, upper bounds marked."""
+    """Baseline rows of one or more runs; the ones chosen on test labels say so, the upper bound too."""
     out = {}
     for name in runs[0]["baselines"]:
         label = name
@@ -111,6 +111,8 @@ def baseline_rows(runs: list[dict]) -> dict[str, list[dict]]:
             label = f"best single on val ({', '.join(llms)})"
         if name == "task_level":
             label = "task_level (task classifier + its best LLM)"
+        if name == "task_oracle":
+            label = "task_oracle (each test task's best LLM, on test labels)"
         if name in UPPER_BOUNDS:
             label = f"{name} (upper bound)"
         out[label] = [r["baselines"][name] for r in runs]

@@ -4,7 +4,12 @@ A fit should show the run directory, the result line and real warnings. Lightnin
 2.13 and wandb 0.31 add lines a user can do nothing about; ``quiet_known_noise`` drops exactly
 those (each is matched by its text, so any other warning still shows):
 
-- Lightning's litlogger advert, and its TPU / HPU availability lines (the GPU line stays);
+- Lightning's litlogger advert, its TPU / HPU availability lines, and "GPU available: False,
+  used: False" (a GPU line that says a GPU is there, or used, stays);
+- Lightning's "The number of training batches (N) is smaller than the logging interval": small
+  data sets log once an epoch, as intended;
+- for a ``NonparametricRouter``, "`configure_optimizers` returned `None`" and "`training_step`
+  returned `None`": it has no optimiser and no loss by design (``routers/nonparametric.py``);
 - "`Trainer.fit` stopped: `max_steps=N` reached", the normal end of every run;
 - Lightning's own ``_pytree`` use of ``isinstance(treespec, LeafSpec)``, deprecated in torch;
 - under DDP, "It is recommended to use `self.log('val/score', ..., sync_dist=True)`" for the
@@ -30,7 +35,8 @@ import warnings
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
-_NOISE = re.compile(r"💡 Tip: .*litlogger|^(TPU|HPU) available: |^`Trainer\.fit` stopped: `max_steps=\d+` reached")
+_NOISE = re.compile(r"💡 Tip: .*litlogger|^(TPU|HPU) available: |^GPU available: False, used: False|"
+                    r"^`Trainer\.fit` stopped: `max_steps=\d+` reached")
 _SYNC_WARNING = r"It is recommended to use `self\.log\('(val|test)/(score|max_routed_frac|task/[^']*)', \.\.\., sync_dist=True\)`"
 _LIGHTNING_INFO = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 
@@ -48,6 +54,7 @@ def quiet_known_noise() -> None:
             lg.addFilter(_DropNoise())
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     warnings.filterwarnings("ignore", message=_SYNC_WARNING)
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging interval")
     # a NonparametricRouter has no optimiser and no loss by design (routers/nonparametric.py)
     warnings.filterwarnings("ignore", message=r"`LightningModule.configure_optimizers` returned `None`")
     warnings.filterwarnings("ignore", message=r"`training_step` returned `None`")
@@ -116,6 +123,14 @@ class StepProgressBar(TQDMProgressBar):
         bar = self.train_progress_bar
         bar.n = trainer.global_step
         bar.close()  # draws the final state once
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        """Close the bar and end its line, so what the command prints next (``interrupted: ...``)
+        starts on a line of its own."""
+        bar = self._train_progress_bar
+        if bar is not None and not bar.disable:
+            bar.n = trainer.global_step
+            bar.close()  # leave=True: its last state stays on its line, and the line ends
 
     def get_metrics(self, trainer, pl_module) -> dict:
         items = super().get_metrics(trainer, pl_module)

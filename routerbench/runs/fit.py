@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 import pickle
 import random
+import signal
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
@@ -14,17 +17,16 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from routerbench.runs import state as run_state
 from routerbench.config import instantiate
-from routerbench.errors import ConfigError
 from routerbench.config_check import resume_path
-from routerbench.errors import FitInterrupted
-from routerbench.runs.console import StepProgressBar, drop_wandb_anonymous, quiet_known_noise
 from routerbench.data.datamodule import RouterDataModule
-from routerbench.metrics.baselines import best_single_llm
 from routerbench.data.prepare import Prepared, baseline_features, prepare
+from routerbench.errors import ConfigError, FitInterrupted
+from routerbench.metrics.baselines import best_single_llm
 from routerbench.reporting.run import build_report, write_run_files
 from routerbench.routers.base import BaseRouter
+from routerbench.runs import state as run_state
+from routerbench.runs.console import StepProgressBar, drop_wandb_anonymous, quiet_known_noise
 
 log = logging.getLogger("routerbench")
 
@@ -267,7 +269,58 @@ def fit(cfg) -> dict | None:
         torch.set_num_threads(int(cfg.threads))
     resume = resume_path(cfg)  # checked before the run directory exists: no empty runs/<stamp>
     run_dir = run_dir_for(cfg)
+    existed = run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with startup_interrupts() as handing_over:
+            return _fit(cfg, run_dir, resume, handing_over)
+    except BaseException:
+        if not existed:
+            remove_empty(run_dir)  # a failure that wrote nothing leaves no empty runs/<stamp>
+        raise
+
+
+def remove_empty(folder: Path) -> None:
+    """Remove ``folder`` if it holds no file (empty sub-folders are removed with it)."""
+    if not folder.is_dir() or any(p.is_file() or p.is_symlink() for p in folder.rglob("*")):
+        return
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        sub.rmdir()
+    folder.rmdir()
+
+
+@contextmanager
+def startup_interrupts():
+    """SIGTERM and Ctrl-C before training starts (reading data, embedding, building the router)
+    raise ``FitInterrupted`` with a message, as they do during training. Yields ``handing_over``,
+    which ``_fit`` calls right before ``trainer.fit``: it puts the previous SIGTERM handler back,
+    and from then on Lightning's handlers apply (``fit_or_interrupt``)."""
+    def on_term(signum, frame):
+        raise FitInterrupted("fit stopped by SIGTERM before training started: nothing to resume", 143)
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main else None
+    started = False
+
+    def handing_over() -> None:
+        nonlocal started
+        if not started and main:
+            signal.signal(signal.SIGTERM, previous)
+        started = True
+
+    try:
+        yield handing_over
+    except KeyboardInterrupt:
+        if started:
+            raise
+        raise FitInterrupted("fit stopped by Ctrl-C before training started: nothing to resume", 130) from None
+    finally:
+        handing_over()
+
+
+def _fit(cfg, run_dir: Path, resume, before_training=lambda: None) -> dict | None:
+    """The body of ``fit`` (``run_dir`` exists; ``resume`` is the checkpoint to resume from, if any;
+    ``before_training`` is called right before ``trainer.fit``)."""
     prep = prepare(cfg, need_features=not cfg.router.get("text_encoder"))
     router = build_router(cfg, prep)
     if router.policy is not None and router.policy.needs_costs and prep.table.costs is None:
@@ -291,6 +344,7 @@ def fit(cfg) -> dict | None:
     trainer = make_trainer(one_process(cfg) if router.fits_in_one_process else cfg, run_dir, callbacks,
                            make_logger(cfg, run_dir))
     t0 = time.time()
+    before_training()  # from here on Lightning handles SIGTERM (fit_or_interrupt)
     fit_or_interrupt(trainer, router, dm, resume, run_dir)
     train_seconds = time.time() - t0 + train_time.before  # a resumed run: plus its checkpoint's seconds
     best = ckpt_cb.best_model_path or last_cb.best_model_path

@@ -122,8 +122,33 @@ def _files_table(files, task, role, rule, nan_policy, known: dict) -> ScoreTable
     return combine_tables(tables, labels, fmts, label=labels[0] if len(labels) == 1 else "the score files")
 
 
+def _mark_roles(table: ScoreTable, ood: list[str], known: set[str], role: str) -> ScoreTable:
+    """``table`` with the ``ood`` tasks' rows as ``test_ood``; a note (and a warning) for each task
+    the checkpoint does not know that takes ``role``.
+
+    Raises:
+        DataError: an ``--ood`` task that is in none of the files.
+    """
+    from dataclasses import replace
+
+    missing = [t for t in ood if t not in table.task_names]
+    if missing:
+        raise DataError(f"--ood {missing[0]}: no task {missing[0]!r} in the score files (their tasks: "
+                        f"{', '.join(table.task_names)})")
+    roles = np.where(np.isin(table.tasks, ood), "test_ood", table.roles).astype(table.roles.dtype)
+    notes = list(table.notes)
+    group = "in-distribution (ID)" if role == "test_id" else "out-of-distribution (OOD)"
+    for t in table.task_names:
+        if t not in known and t not in ood:
+            msg = (f"task {t!r} is not one the checkpoint was trained on; counted as {group} by --role {role} "
+                   f"(--ood {t} counts it out-of-distribution)")
+            log.warning(msg)
+            notes.append(msg)
+    return replace(table, roles=roles, notes=notes)
+
+
 def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_policy="error",
-                    output_dir=None, overrides=()):
+                    output_dir=None, overrides=(), ood=None):
     """Evaluate ``ckpt`` on ``files`` (or on its own data config's test rows).
 
     Args:
@@ -139,6 +164,9 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
         nan_policy: ``error`` or ``drop`` (see ``read_file``).
         output_dir: where to write (default ``<run>/test-<time>``).
         overrides: config overrides for the checkpoint's own data (``data=...``).
+        ood: tasks of ``files`` counted out-of-distribution (``test_ood``) whatever ``role`` says. A
+            task of ``files`` the checkpoint was not trained on and not named here gets ``role``,
+            with a warning and a note saying so.
 
     Returns:
         (metrics dict, output directory).
@@ -150,6 +178,9 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
     from routerbench.config import compose
     from routerbench.runs.checkpoint import align_llms, load_run, route_texts
 
+    if ood and not files:
+        raise DataError("--ood applies only to score files given after the checkpoint; its own test data "
+                        "keeps the roles of its data config")
     if (task or rule) and not files:
         raise DataError(f"--{'task' if task else 'rule'} applies only to score files given after the checkpoint; "
                         "without them its own test data is scored with its data config's tasks and rules")
@@ -164,6 +195,7 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
         meta = router.model.meta
         cfg = OmegaConf.create(meta["config"])
         table = _files_table(files, task, role, rule, nan_policy, dict(meta.get("rules") or {}))
+        table = _mark_roles(table, list(ood or []), set(meta.get("rules") or {}), role)
         table = align_llms(table, router.llm_names, ", ".join(map(str, files)))
     else:
         run = load_run(ckpt, data_cfg=data_cfg)

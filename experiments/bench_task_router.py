@@ -1,0 +1,92 @@
+"""Wall time of ``routerbench fit router=task``: the closed-form task router against a reference
+checkout (e.g. the gradient-trained one it replaced), with the scores each gives.
+
+    python experiments/bench_task_router.py [--reference DIR] [--repeats 1] [--out docs/bench_task_router.md]
+        [overrides ...]
+
+Runs ``python -m routerbench.cli fit router=task data=routerdc encoder=tfidf seed=0 logger=none
+progress=false`` (plus ``overrides``) in a fresh process, ``--repeats`` times, from this checkout
+and, with ``--reference DIR``, from another checkout of the project (``git worktree add DIR
+COMMIT``) with the same data and embedding cache (``ROUTERBENCH_DATA``, ``ROUTERBENCH_CACHE``).
+Prints a markdown table: wall seconds (median, min, max), ``train_seconds`` from metrics.json,
+and the ID / OOD averages with their ``task_level`` baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ["router=task", "data=routerdc", "encoder=tfidf", "seed=0", "logger=none", "progress=false"]
+
+
+def one_fit(tree: Path, overrides: list[str], out: Path, env: dict) -> tuple[float, dict]:
+    """Wall seconds and metrics.json of one fit run from ``tree``."""
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "routerbench.cli", "fit", *BASE, *overrides, f"output_dir={out}"],
+                       cwd=tree, env=env, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit(f"fit from {tree} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    return dt, json.loads((out / "metrics.json").read_text())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reference", default=None, help="another checkout to time the same command in")
+    ap.add_argument("--label", default=None, help="the reference's label (default: its git commit)")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args()
+
+    sys.path.insert(0, str(ROOT))
+    from routerbench.paths import cache_root, data_root
+    from routerbench.reporting.run import machine_name
+
+    env = dict(os.environ, ROUTERBENCH_DATA=str(data_root()), ROUTERBENCH_CACHE=str(cache_root()),
+               WANDB_MODE="offline", PYTHONPATH="")
+    trees = [("this checkout", ROOT)]
+    if args.reference:
+        ref = Path(args.reference).resolve()
+        label = args.label or subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ref, capture_output=True,
+                                             text=True).stdout.strip()
+        trees.append((f"reference {label}", ref))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, tree in trees:
+            times, m = [], None
+            for i in range(args.repeats):
+                dt, m = one_fit(tree, args.overrides, Path(tmp) / f"{len(rows)}-{i}", env)
+                times.append(dt)
+            tl = m["baselines"].get("task_level", {})
+            rows.append(f"| {label} | {statistics.median(times):.1f} | {min(times):.1f} | {max(times):.1f} | "
+                        f"{m.get('train_seconds', float('nan')):.1f} | {m['id_avg']:.2f} / {m['ood_avg']:.2f} | "
+                        f"{tl.get('id_avg', float('nan')):.2f} / {tl.get('ood_avg', float('nan')):.2f} |")
+    text = "\n".join([
+        "# `routerbench fit router=task`: wall time",
+        "",
+        f"`routerbench fit {' '.join(BASE + list(args.overrides))}` in a fresh process, {args.repeats} run(s) "
+        "per checkout (seconds; the embedding cache and the data are the same for both).",
+        "",
+        "| checkout | wall median | min | max | train_seconds | ID / OOD | task_level ID / OOD |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Command: `python {' '.join(sys.argv)}`. Machine: {machine_name()}. Date: {time.strftime('%Y-%m-%d %H:%M')}.",
+    ]) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
