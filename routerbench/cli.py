@@ -204,10 +204,15 @@ def _validate_config(overrides) -> int:
 
 
 def cmd_embed(args) -> int:
-    from routerbench.data.prepare import prepare
+    from routerbench.data.prepare import embed_missing, prepare
 
     cfg = _cfg(args.overrides)
     t0 = time.time()
+    if args.max_new is not None:
+        done, left = embed_missing(cfg, args.max_new)
+        print(f"embedded {done} texts with encoder={cfg.choices.encoder} in {time.time() - t0:.1f}s; "
+              + (f"{left} still missing: run the same command again" if left else "the cache holds every text"))
+        return 0
     prep = prepare(cfg)
     print(f"{len(prep.table)} queries embedded with encoder={cfg.choices.encoder} "
           f"-> {prep.features.shape} in {time.time() - t0:.1f}s (cache reused where present)")
@@ -367,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_validate)
     s = sub.add_parser("embed", help="build the embedding cache for a data + encoder config")
     s.add_argument("overrides", nargs="*", help=ov)
+    s.add_argument("--max-new", type=int, default=None, metavar="N",
+                   help="embed at most N texts the cache lacks, then stop (a long embedding in pieces; "
+                        "run again to go on)")
     s.set_defaults(fn=cmd_embed)
     s = sub.add_parser("cluster", help="k-means cluster ids of the training queries")
     s.add_argument("overrides", nargs="*", help=ov)

@@ -220,3 +220,71 @@ def test_real_minilm_second_call_never_loads_the_model(tmp_path):
     assert second._model is None  # served from the cache: weights never loaded
     np.testing.assert_array_equal(x, y)
     np.testing.assert_allclose(x, first.encode(texts, progress=False), atol=1e-5)
+
+
+def test_an_interrupted_run_keeps_its_finished_chunks(tmp_path):
+    """Missing texts are encoded and written chunk by chunk: a run killed in its third chunk keeps
+    the first two, and the next call encodes only the rest."""
+    texts = [f"text {i}" for i in range(25)]
+
+    class Dies(Counting):
+        def encode(self, batch, progress=True):
+            if len(self.calls) == 2:
+                raise KeyboardInterrupt("killed in the third chunk")
+            return super().encode(batch, progress)
+
+    with pytest.raises(KeyboardInterrupt):
+        cached_encode(Dies(), texts, tmp_path, progress=False, chunk=10)
+    assert len(shards(tmp_path, Counting())) == 2
+    again = Counting()
+    x = cached_encode(again, texts, tmp_path, progress=False, chunk=10)
+    assert again.calls == [texts[20:]]
+    np.testing.assert_array_equal(x, expected(again, texts))
+
+
+FAKE_ENCODER = '''
+import hashlib
+import numpy as np
+from routerbench.encoders.base import Encoder
+
+
+class Hashing(Encoder):
+    """A cacheable fake encoder: each text's vector from its hash."""
+
+    def __init__(self, dim: int = 8):
+        self._dim = dim
+
+    @property
+    def dim(self):
+        return self._dim
+
+    def identity(self):
+        return {"kind": "hashing-test", "dim": self._dim}
+
+    def encode(self, texts, progress=True):
+        rows = [np.random.default_rng(int(hashlib.md5(t.encode()).hexdigest()[:8], 16)).standard_normal(self._dim)
+                for t in texts]
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), self._dim)
+'''
+
+
+def test_embed_in_pieces_with_max_new(tmp_path, monkeypatch, capsys):
+    import re
+    import sys
+
+    from conftest import FAST
+    from routerbench.cli import main
+
+    (tmp_path / "fake_encoders.py").write_text(FAKE_ENCODER)
+    (tmp_path / "hashing.yaml").write_text("_target_: fake_encoders.Hashing\ndim: 8\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("fake_encoders", None)
+    args = ["embed", *FAST, f"encoder={tmp_path / 'hashing.yaml'}", f"cache_dir={tmp_path / 'cache'}"]
+    assert main(args + ["--max-new", "100"]) == 0
+    out = capsys.readouterr().out
+    done, left = map(int, re.search(r"embedded (\d+) texts .*; (\d+) still missing", out).groups())
+    assert done == 100 and left > 0
+    assert main(args + ["--max-new", str(left + 5)]) == 0
+    assert re.search(rf"embedded {left} texts .*the cache holds every text", capsys.readouterr().out)
+    assert main(args + ["--max-new", "10"]) == 0
+    assert "embedded 0 texts" in capsys.readouterr().out

@@ -308,3 +308,15 @@ def test_concat_blocks_are_normalised_and_weighted():
     assert back.identity() == enc.identity() and enc.identity()["weights"] == [1.0, 0.5]
     with pytest.raises(ConfigError, match="2 weights for 1 encoders"):
         ConcatEncoder(encoders=cfg["encoders"][:1], weights=[1, 2])
+
+
+def test_int8_is_opt_in_with_its_own_cache_identity():
+    fp32, int8 = HFEncoder(model="minilm"), HFEncoder(model="minilm", quantize="int8")
+    assert "quantize" not in fp32.identity()  # the fp32 caches keep their identity
+    assert int8.identity()["quantize"] == "int8" and int8.identity() != fp32.identity()
+    a, b = fp32.encode(TEXTS[:4], progress=False), int8.encode(TEXTS[:4], progress=False)
+    assert a.shape == b.shape == (4, 384) and not np.allclose(a, b)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert (cos > 0.5).all()
+    with pytest.raises(ConfigError, match="quantize='int4' is not one of null, int8"):
+        HFEncoder(quantize="int4")

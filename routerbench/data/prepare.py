@@ -143,6 +143,29 @@ def prepare(cfg, need_features: bool = True) -> Prepared:
     return Prepared(table, encoder, features, leakage)
 
 
+def embed_missing(cfg, max_new: int | None = None) -> tuple[int, int]:
+    """Fill the embedding cache with the data config's texts that it lacks, at most ``max_new`` of
+    them (``routerbench embed --max-new N``: a long embedding in pieces of bounded time; each
+    finished chunk is kept, so a killed piece loses at most one chunk). The encoder is fitted on
+    the training texts as ``prepare`` fits it.
+
+    Returns:
+        (texts embedded now, texts still missing).
+    """
+    from routerbench.encoders import build_encoder
+    from routerbench.encoders.cache import cached_encode, missing_texts
+
+    table, _ = split_table(cfg)
+    encoder = build_encoder(OmegaConf.to_container(cfg.encoder, resolve=True))
+    encoder.fit([t for t, r in zip(table.texts, table.roles) if r == "train"])
+    folder = cache_dir(cfg) / "embeddings"
+    todo = missing_texts(encoder, table.texts, folder)
+    part = todo if max_new is None else todo[: max(0, int(max_new))]
+    if part:
+        cached_encode(encoder, part, folder, progress=bool(cfg.progress))
+    return len(part), len(todo) - len(part)
+
+
 def baseline_features(cfg, prep: Prepared) -> np.ndarray | None:
     """The features the ``task_level`` baseline reads: the run's own, or (a run that trains its
     text encoder has none) the configured frozen encoder's, from the embedding cache."""

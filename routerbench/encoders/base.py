@@ -32,9 +32,14 @@ class Encoder:
     Attributes:
         cacheable: whether ``cached_encode`` stores this encoder's output on disk (False for
             encoders cheap enough to recompute, such as TF-IDF).
+        label: the name its progress bar shows (``embed <label>``).
+        progress_bar_aware: ``encode(texts, progress=bar)`` accepts an open tqdm bar and advances
+            it instead of drawing its own (``cached_encode`` then shows one bar over all chunks).
     """
 
     cacheable: bool = True
+    label: str = "encoder"
+    progress_bar_aware: bool = False
 
     def identity(self) -> dict:
         """JSON-able description of everything that changes the output (keys the cache)."""

@@ -20,6 +20,7 @@ package: a 4-bit copy of intfloat/multilingual-e5-small run by a small C engine 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import io
 import json
@@ -33,8 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from routerbench.errors import ConfigError
-from routerbench.errors import DataError
+from routerbench.errors import ConfigError, DataError
 from routerbench.encoders.base import Encoder, target_name
 
 log = logging.getLogger("routerbench")
@@ -337,6 +337,9 @@ class E5Encoder(Encoder):
             not depend on it).
     """
 
+    label = "e5"
+    progress_bar_aware = True
+
     def __init__(self, prefix: str = "query", variant: str = "original", batch_size: int = 256) -> None:
         if prefix not in E5_PREFIXES:
             raise ConfigError(f"encoder prefix={prefix!r} is not one of {', '.join(E5_PREFIXES)}")
@@ -390,7 +393,9 @@ class E5Encoder(Encoder):
         model = self._load()
         out = np.empty((len(texts), model.dim), dtype=np.float32)
         embed = model.query if self.prefix == "query" else model.passage
-        with tqdm(total=len(texts), disable=not progress, desc="embed e5", unit="q") as bar:
+        own = not hasattr(progress, "update")  # else an open bar of the caller's (cached_encode)
+        bar = tqdm(total=len(texts), disable=not progress, desc=f"embed {self.label}", unit="q") if own else progress
+        with bar if own else contextlib.nullcontext():
             for start in range(0, len(texts), self.batch_size):
                 chunk = texts[start : start + self.batch_size]
                 out[start : start + len(chunk)] = np.asarray(embed(chunk), dtype=np.float32).reshape(len(chunk), -1)

@@ -166,7 +166,29 @@ class EmbeddingCache:
         return path
 
 
-def _encode_checked(encoder: Encoder, texts: list[str], progress: bool) -> np.ndarray:
+def missing_texts(encoder: Encoder, texts: list[str], cache_dir: Path | None = None) -> list[str]:
+    """The distinct ``texts`` (first-seen order) that ``cached_encode`` would still encode for
+    ``encoder``: not in the cache of each cacheable part; [] for an encoder that is not cached."""
+    if hasattr(encoder, "parts") and hasattr(encoder, "combine"):
+        todo = {t: None for p in encoder.parts for t in missing_texts(p, texts, cache_dir)}
+        return list(todo)
+    if not encoder.cacheable:
+        return []
+    if cache_dir is None:
+        from routerbench.paths import cache_root
+
+        cache_dir = cache_root() / "embeddings"
+    uniq = list(dict.fromkeys(str(t) for t in texts))
+    cache = EmbeddingCache(Path(cache_dir), encoder.identity(), encoder.dim)
+    cache.open()
+    found = cache.load({text_key(t) for t in uniq})
+    return [t for t in uniq if text_key(t) not in found]
+
+
+CHUNK_TEXTS = 1000  # missing texts encoded, then written as one shard: an interrupted run keeps each finished chunk
+
+
+def _encode_checked(encoder: Encoder, texts: list[str], progress) -> np.ndarray:
     out = np.asarray(encoder.encode(texts, progress=progress), dtype=np.float32)
     if out.shape != (len(texts), encoder.dim):
         raise ValueError(f"{type(encoder).__name__}.encode returned shape {out.shape} for "
@@ -179,12 +201,16 @@ def cached_encode(
     texts: list[str],
     cache_dir: Path | None = None,
     progress: bool = True,
+    chunk: int = CHUNK_TEXTS,
 ) -> np.ndarray:
     """Embed ``texts`` with ``encoder``, reusing and extending the on-disk cache.
 
     Each distinct text is encoded at most once; encoders with ``cacheable = False`` (TF-IDF)
     are recomputed; an encoder with ``parts``/``combine`` (``ConcatEncoder``) is cached part
-    by part. If the cache cannot be written (e.g. a read-only disk) the embeddings are still
+    by part. The missing texts are encoded ``chunk`` at a time, each chunk written as its own
+    shard as soon as it is done, so a run killed after an hour keeps that hour's work and the
+    next call encodes only what is still missing; one progress bar (rate and ETA) covers all the
+    chunks. If the cache cannot be written (e.g. a read-only disk) the embeddings are still
     returned, with a warning.
 
     Args:
@@ -192,6 +218,7 @@ def cached_encode(
         texts: the texts, in the order of the rows wanted.
         cache_dir: cache root (default ``routerbench.paths.cache_root() / "embeddings"``).
         progress: progress bar while encoding the missing texts.
+        chunk: missing texts encoded and written per shard.
 
     Returns:
         float32 ``[len(texts), encoder.dim]`` in input order.
@@ -225,14 +252,24 @@ def cached_encode(
     log.info("embedding cache: %d of %d distinct texts cached, encoding %d", len(uniq) - len(missing),
              len(uniq), len(missing))
     if missing:
-        new = _encode_checked(encoder, [texts[first[k]] for k in missing], progress)
-        found.update(zip(missing, new))
-        if cache is not None:
-            try:
-                cache.write(missing, new)
-            except OSError as e:
-                log.warning("embedding cache: could not write a shard in %s (%s); %d embeddings not "
-                            "cached", cache.folder, e, len(missing))
+        from tqdm.auto import tqdm
+
+        aware = bool(getattr(encoder, "progress_bar_aware", False))
+        with tqdm(total=len(missing), disable=not progress, desc=f"embed {getattr(encoder, 'label', 'encoder')}",
+                  unit="q") as bar:
+            for start in range(0, len(missing), max(1, int(chunk))):
+                part = missing[start : start + max(1, int(chunk))]
+                new = _encode_checked(encoder, [texts[first[k]] for k in part], bar if aware and progress else False)
+                found.update(zip(part, new))
+                bar.n = start + len(part)  # the encoder may have advanced it batch by batch already
+                bar.refresh()
+                if cache is not None:
+                    try:
+                        cache.write(part, new)
+                    except OSError as e:
+                        log.warning("embedding cache: could not write a shard in %s (%s); %d embeddings not "
+                                    "cached", cache.folder, e, len(missing) - start)
+                        cache = None
     table = np.empty((len(uniq), dim), dtype=np.float32)
     for j, k in enumerate(uniq):
         table[j] = found[k]

@@ -29,6 +29,7 @@ POOLINGS = ("cls", "mean")
 SIDES = ("right", "left")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+QUANTIZE = (None, "int8")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt")
 # bump when the encoding code changes its output (invalidates every HF cache entry)
 ENCODE_VERSION = 1
@@ -93,6 +94,20 @@ def _hub_reachable(timeout: float = 5.0) -> bool:
         return True
     except OSError:
         return False
+
+
+def int8_linear(model):
+    """``model`` with its Linear layers dynamically quantized to int8 (weights int8, activations
+    quantized per batch; torch's CPU kernels). Torch warns that quantized tensors are deprecated:
+    that warning is silenced here, where the choice was made on purpose (``quantize: int8``)."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*deprecated")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def no_loading_bar() -> None:
@@ -217,6 +232,10 @@ class HFEncoder(Encoder):
         normalize: L2-normalise each embedding (``mean`` + ``normalize`` = sentence-transformers).
         precision: ``fp32``, or ``bf16`` autocast (much slower on CPUs without bf16 units).
         device: ``auto`` (cuda when available), ``cpu`` or ``cuda``.
+        quantize: null (the model as it is) or ``int8``: torch dynamic quantization of the Linear
+            layers (int8 weights, activations quantized on the fly; CPU only). Opt-in: it changes
+            the embeddings (its own cache entry), docs/embedding.md gives its speed and its cosine
+            to fp32.
     """
 
     def __init__(
@@ -229,7 +248,13 @@ class HFEncoder(Encoder):
         normalize: bool = False,
         precision: str = "fp32",
         device: str = "auto",
+        quantize: str | None = None,
     ) -> None:
+        if quantize not in QUANTIZE:
+            raise ConfigError(f"encoder quantize={quantize!r} is not one of null, int8")
+        if quantize and device == "cuda":
+            raise ConfigError("encoder quantize=int8 runs on the CPU only (torch dynamic quantization); use device: cpu")
+        self.quantize = quantize
         _check_choice("pooling", pooling, POOLINGS)
         _check_choice("truncation_side", truncation_side, SIDES)
         _check_choice("precision", precision, PRECISIONS)
@@ -243,12 +268,19 @@ class HFEncoder(Encoder):
         self._tok = self._model = self._dev = self._config = None
         self._identity: dict | None = None
 
+    progress_bar_aware = True
+
+    @property
+    def label(self) -> str:
+        return Path(self.model_name).name
+
     # ---- loading ---------------------------------------------------------------------
     def _args(self) -> dict:
         return {
             "model": self.model_name, "pooling": self.pooling, "max_length": self.max_length,
             "truncation_side": self.truncation_side, "batch_size": self.batch_size,
             "normalize": self.normalize, "precision": self.precision, "device": self.device,
+            "quantize": self.quantize,
         }
 
     def _load(self) -> None:
@@ -275,6 +307,9 @@ class HFEncoder(Encoder):
             if self.device == "cuda" and not torch.cuda.is_available():
                 raise ConfigError("encoder device=cuda but no CUDA device is available")
             dev = torch.device(self.device)
+        if self.quantize == "int8":
+            dev = torch.device("cpu")
+            model = int8_linear(model.eval())
         self._model, self._dev, self._config = model.to(dev).eval(), dev, model.config
 
     @property
@@ -306,6 +341,8 @@ class HFEncoder(Encoder):
                 "truncation_side": self.truncation_side, "normalize": self.normalize,
                 "precision": self.precision, "version": ENCODE_VERSION,
             }
+            if self.quantize:  # absent when off, so the fp32 caches keep their identity
+                self._identity["quantize"] = self.quantize
         return dict(self._identity)
 
     # ---- encoding --------------------------------------------------------------------
@@ -321,7 +358,7 @@ class HFEncoder(Encoder):
 
         Args:
             texts: the texts.
-            progress: show a tqdm progress bar.
+            progress: show a tqdm progress bar (or advance this open tqdm bar).
             sort_by_length: batch texts of similar token length together (order is restored).
             dynamic_padding: pad each batch to its longest text, not to ``max_length``.
         """
@@ -339,8 +376,9 @@ class HFEncoder(Encoder):
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         autocast = (torch.autocast(self._dev.type, dtype=torch.bfloat16) if self.precision == "bf16"
                     else contextlib.nullcontext())
-        bar = tqdm(total=len(texts), disable=not progress, desc=f"embed {Path(self.model_name).name}", unit="q")
-        with torch.inference_mode(), autocast, bar:
+        own = not hasattr(progress, "update")  # else an open bar of the caller's (cached_encode), advanced here
+        bar = tqdm(total=len(texts), disable=not progress, desc=f"embed {self.label}", unit="q") if own else progress
+        with torch.inference_mode(), autocast, (bar if own else contextlib.nullcontext()):
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]
                 width = int(lengths[rows].max()) if dynamic_padding else self.max_length
