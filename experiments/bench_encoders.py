@@ -13,11 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
-
-import numpy as np
 
 ROUTERDC_TEXTS = 18060
 
@@ -32,17 +28,12 @@ def main() -> None:
 
     from omegaconf import OmegaConf
 
+    from benchlib import finish, routerdc_questions
     from routerbench.config import compose
-    from routerbench.data.prepare import build_table
     from routerbench.encoders import build_encoder
     from routerbench.errors import ConfigError
-    from routerbench.reporting.run import machine_name
 
-    table = build_table(compose(["data=routerdc"]).data)
-    rng = np.random.default_rng(args.seed)
-    per_task = max(1, args.n // len(table.task_names))
-    rows = np.concatenate([rng.permutation(np.flatnonzero(table.tasks == t))[:per_task] for t in table.task_names])
-    texts = [table.texts[i] for i in rows[: args.n]]
+    texts = routerdc_questions(args.n, args.seed)
     load0 = os.getloadavg()[0]
     lines = []
     for name in args.encoders:
@@ -57,7 +48,7 @@ def main() -> None:
         dt = time.perf_counter() - t0
         rate = len(texts) / dt
         lines.append(f"| `{name}` | {dt:.1f} | {rate:.1f} | {x.shape[1]} | {ROUTERDC_TEXTS / rate / 60:.0f} min |")
-    text = "\n".join([
+    finish([
         "# Frozen encoders: throughput",
         "",
         f"{len(texts)} RouterDC questions (task-stratified sample, seed {args.seed}), embedded once per encoder "
@@ -66,13 +57,7 @@ def main() -> None:
         "| encoder | seconds | texts/s | dim | all 18,060 RouterDC questions |",
         "|---|---|---|---|---|",
         *lines,
-        "",
-        f"Command: `python {' '.join(sys.argv)}`. Machine: {machine_name()}. Load average (1 min) before / after: "
-        f"{load0:.2f} / {os.getloadavg()[0]:.2f}. Date: {time.strftime('%Y-%m-%d %H:%M')}.",
-    ]) + "\n"
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text)
+    ], args.out, load0)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,8 @@ embeddings (mean, 5th percentile, min). The embedding cache is not used (both ar
 from __future__ import annotations
 
 import argparse
-import sys
+import os
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -29,19 +28,12 @@ def main() -> None:
 
     from omegaconf import OmegaConf
 
+    from benchlib import finish, routerdc_questions
     from routerbench.config import compose
-    from routerbench.data.prepare import build_table
     from routerbench.encoders import build_encoder
-    from routerbench.reporting.run import machine_name
 
     cfg = compose(["data=routerdc", f"encoder={args.encoder}"])
-    table = build_table(cfg.data)
-    rng = np.random.default_rng(args.seed)
-    per_task = max(1, args.n // len(table.task_names))
-    rows = np.concatenate([rng.permutation(np.flatnonzero(table.tasks == t))[:per_task] for t in table.task_names])
-    texts = [table.texts[i] for i in rows[: args.n]]
-    import os
-
+    texts = routerdc_questions(args.n, args.seed)
     load0 = os.getloadavg()[0]
     out, times = {}, {}
     for kind in ("fp32", "int8"):
@@ -55,7 +47,7 @@ def main() -> None:
     a, b = out["fp32"], out["int8"]
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     n = len(texts)
-    text = "\n".join([
+    finish([
         f"# `encoder.quantize=int8` against fp32 ({args.encoder})",
         "",
         f"{n} RouterDC questions (task-stratified sample, seed {args.seed}), embedded once each way in one "
@@ -68,13 +60,7 @@ def main() -> None:
         "",
         f"Speed-up: **{times['fp32'] / times['int8']:.2f}x**. Cosine between each text's fp32 and int8 embedding: "
         f"mean {cos.mean():.4f}, 5th percentile {np.percentile(cos, 5):.4f}, min {cos.min():.4f}.",
-        "",
-        f"Command: `python {' '.join(sys.argv)}`. Machine: {machine_name()}. Load average (1 min) before / after: "
-        f"{load0:.2f} / {os.getloadavg()[0]:.2f}. Date: {time.strftime('%Y-%m-%d %H:%M')}.",
-    ]) + "\n"
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text)
+    ], args.out, load0)
 
 
 if __name__ == "__main__":

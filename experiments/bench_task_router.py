@@ -49,8 +49,8 @@ def main() -> None:
     args = ap.parse_args()
 
     sys.path.insert(0, str(ROOT))
+    from benchlib import finish
     from routerbench.paths import cache_root, data_root
-    from routerbench.reporting.run import machine_name
 
     env = dict(os.environ, ROUTERBENCH_DATA=str(data_root()), ROUTERBENCH_CACHE=str(cache_root()),
                WANDB_MODE="offline", PYTHONPATH="")
@@ -71,7 +71,7 @@ def main() -> None:
             rows.append(f"| {label} | {statistics.median(times):.1f} | {min(times):.1f} | {max(times):.1f} | "
                         f"{m.get('train_seconds', float('nan')):.1f} | {m['id_avg']:.2f} / {m['ood_avg']:.2f} | "
                         f"{tl.get('id_avg', float('nan')):.2f} / {tl.get('ood_avg', float('nan')):.2f} |")
-    text = "\n".join([
+    finish([
         "# `routerbench fit router=task`: wall time",
         "",
         f"`routerbench fit {' '.join(BASE + list(args.overrides))}` in a fresh process, {args.repeats} run(s) "
@@ -80,12 +80,7 @@ def main() -> None:
         "| checkout | wall median | min | max | train_seconds | ID / OOD | task_level ID / OOD |",
         "|---|---|---|---|---|---|---|",
         *rows,
-        "",
-        f"Command: `python {' '.join(sys.argv)}`. Machine: {machine_name()}. Date: {time.strftime('%Y-%m-%d %H:%M')}.",
-    ]) + "\n"
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text)
+    ], args.out)
 
 
 if __name__ == "__main__":

@@ -86,7 +86,11 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=0.05)
     ap.add_argument("--aucs", type=float, nargs="*", default=[0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9])
     ap.add_argument("--out", default=None, help="default <study>/predictability.md")
+    ap.add_argument("overrides", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.overrides:
+        raise SystemExit(f"predictability.py takes no overrides ({' '.join(args.overrides)}): each checkpoint's "
+                         "data, split and embedding cache come from the checkpoint itself")
     runs = sorted((Path(args.study) / args.variant).glob("seed*/checkpoints/best.ckpt"))
     if not runs:
         raise SystemExit(f"no checkpoints under {args.study}/{args.variant}/seed*/checkpoints: run the study first")
