@@ -69,6 +69,21 @@ def test_fit_finds_the_within_task_signal_and_keeps_best_where_there_is_none():
     assert (choice[tt == 1] == 2).all()
 
 
+def test_kfold_selection_finds_the_signal_from_the_training_rows_alone():
+    r = _router(head_c=100.0, min_val_rows=20, selection="kfold", folds=4)
+    x, t, c = _data(0)
+    r.fit_arrays(x, t, c)  # no validation arrays: the margins come from out-of-fold predictions
+    assert r.selection["selected_on"].startswith("4-fold")
+    assert np.isfinite(r.margin[0].item()) and not np.isfinite(r.margin[1].item())
+    xt, tt, ct = _data(2, 400)
+    choice = r.own_choice(r._scores(torch.as_tensor(xt, dtype=torch.float32))).numpy()
+    assert ct[np.arange(len(ct)), choice].mean() > ct[np.arange(len(ct)), np.where(tt == 0, 0, 2)].mean() + 0.05
+    folds = r._folds(t)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(t)))  # a partition of the rows
+    for f in folds:  # task-stratified
+        assert abs((t[f] == 0).mean() - (t == 0).mean()) < 0.02
+
+
 def test_no_validation_rows_keeps_every_tasks_best():
     r = _router()
     x, t, c = _data(0)
@@ -76,7 +91,8 @@ def test_no_validation_rows_keeps_every_tasks_best():
     assert not torch.isfinite(r.margin).any() and "no validation rows" in r.selection["note"]
 
 
-@pytest.mark.parametrize("bad", [{"heads": "both"}, {"margins": [-1]}, {"unsure": 2.0}, {"c": 0}])
+@pytest.mark.parametrize("bad", [{"heads": "both"}, {"margins": [-1]}, {"unsure": 2.0}, {"c": 0},
+                                 {"selection": "test"}, {"folds": 1}])
 def test_bad_arguments_are_refused(bad):
     with pytest.raises(ValueError):
         _router(**bad)

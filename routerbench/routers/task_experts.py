@@ -21,11 +21,14 @@ task-level choice). Fitted without gradients (a ``NonparametricRouter``), in sec
    - ``success``: ``j = argmax_t v_t``; route to j if ``v_j - v_best[k] > margin[k]``, else best[k];
    - ``beats``: ``j = argmax_t b_kt``; route to j if ``b_kj > 0.5 + margin[k]``, else best[k];
    - a query with ``max_k p(k | x) < unsure`` keeps best[k].
-5. **Selection on validation** (never on test): per task, the margin of ``margins`` (``inf`` =
-   never leave best[k]) with the highest mean validation utility over the validation rows
-   predicted as that task (ties: the larger margin); a task with fewer than ``min_val_rows`` such
-   rows keeps ``inf``. With ``heads: auto`` both kinds are fitted and the one with the higher
-   validation average is kept (ties: ``success``).
+5. **Selection, never on test**: per task, the margin of ``margins`` (``inf`` = never leave
+   best[k]) with the highest mean utility over the selection rows predicted as that task (ties:
+   the larger margin); a task with fewer than ``min_val_rows`` such rows keeps ``inf``. With
+   ``heads: auto`` both kinds are fitted and the one with the higher average is kept (ties:
+   ``success``). The selection rows are the validation split (``selection: val``) or, with
+   ``selection: kfold``, every training row predicted by a model fitted on the other folds: the
+   validation split is small (RouterDC's HumanEval: about 10 rows) and margins chosen on it chase
+   noise (docs/studies/task_experts.md).
 
 The per-LLM confidences (what policies and ``routerbench curve`` read) are the success heads'
 ``s_kt(x)`` of the predicted task. Every fitted number lives in buffers sized from the constructor's
@@ -45,7 +48,12 @@ from routerbench.routers.nonparametric import NonparametricRouter
 log = logging.getLogger("routerbench")
 
 HEADS = ("success", "beats", "auto")
+SELECTIONS = ("val", "kfold")
 DEFAULT_MARGINS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, float("inf"))
+
+
+def _tensors(params: dict) -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(v) for k, v in params.items()}
 
 
 def _logistic(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
@@ -104,14 +112,22 @@ class TaskExpertsRouter(NonparametricRouter):
             values); 0: quality only.
         c: inverse regularisation of the task classifier.
         head_c: inverse regularisation of the heads.
+        selection: where the margins and the head kind are chosen: ``val`` (the validation rows)
+            or ``kfold`` (out-of-fold predictions of the training rows: ``folds`` task-stratified
+            folds, each fitted on the others; many more rows than the 10% validation split, so
+            less noise, at ``folds`` times the fitting cost).
+        folds: the number of folds of ``selection: kfold``.
         **kwargs: ``NonparametricRouter`` arguments.
     """
 
     def __init__(self, heads: str = "auto", margins: list | None = None, min_val_rows: int = 30,
                  unsure: float = 0.5, cost_lambda: float = 0.0, c: float = 1.0, head_c: float = 1.0,
-                 **kwargs) -> None:
+                 selection: str = "val", folds: int = 5, **kwargs) -> None:
         if heads not in HEADS:
             raise ValueError(f"router.heads must be one of {HEADS}, got {heads!r}")
+        if selection not in SELECTIONS or int(folds) < 2:
+            raise ValueError(f"router.selection must be one of {SELECTIONS} and router.folds >= 2, got "
+                             f"{selection!r}, {folds}")
         if margins is not None and (not len(margins) or any(float(m) < 0 for m in margins)):
             raise ValueError(f"router.margins must be non-negative numbers (.inf allowed), got {margins}")
         if not (0.0 <= unsure <= 1.0) or cost_lambda < 0 or c <= 0 or head_c <= 0 or min_val_rows < 0:
@@ -150,7 +166,43 @@ class TaskExpertsRouter(NonparametricRouter):
 
     def fit_arrays(self, x_tr, task_tr, credit_tr, x_va=None, task_va=None, credit_va=None, costs_tr=None) -> None:
         """Fit every buffer from arrays: training features [n, D], task ids [n], credit [n, T]
-        (and costs [n, T]); the margins and the head kind on the validation arrays."""
+        (and costs [n, T]); the margins and the head kind on the validation arrays
+        (``selection: val``) or on out-of-fold predictions of the training rows (``kfold``)."""
+        x_tr, task_tr = np.asarray(x_tr, dtype=np.float64), np.asarray(task_tr)
+        credit_tr = np.asarray(credit_tr, dtype=np.float64)
+        params = self._fit_params(x_tr, task_tr, credit_tr, costs_tr)
+        with torch.no_grad():
+            for name, value in params.items():
+                getattr(self, name).copy_(torch.as_tensor(value, dtype=getattr(self, name).dtype))
+        lam_cost = float(self.hparams.cost_lambda) * params["llm_cost"][None, :]
+        if self.hparams.selection == "kfold":
+            pieces, where = [], f"{int(self.hparams.folds)}-fold out-of-fold predictions of the training rows"
+            for held in self._folds(task_tr):
+                keep = np.setdiff1d(np.arange(len(task_tr)), held)
+                fold = self._fit_params(x_tr[keep], task_tr[keep], credit_tr[keep],
+                                        None if costs_tr is None else np.asarray(costs_tr)[keep])
+                pieces.append((self._scores_from(_tensors(fold), x_tr[held]), credit_tr[held] - lam_cost,
+                               task_tr[held], torch.as_tensor(fold["best"])))
+        elif x_va is not None and len(x_va):
+            where = "the validation rows"
+            pieces = [(self._scores_from(_tensors(params), x_va), np.asarray(credit_va, dtype=np.float64) - lam_cost,
+                       np.asarray(task_va), self.best)]
+        else:
+            pieces, where = [], None
+        self._select(pieces, where)
+
+    def _folds(self, task: np.ndarray) -> list[np.ndarray]:
+        """Task-stratified folds of the training rows (seeded): each task's rows dealt round-robin."""
+        k = int(self.hparams.folds)
+        rng = np.random.default_rng(0)
+        fold = np.empty(len(task), dtype=np.int64)
+        for t in np.unique(task):
+            rows = rng.permutation(np.flatnonzero(task == t))
+            fold[rows] = np.arange(len(rows)) % k
+        return [np.flatnonzero(fold == f) for f in range(k) if (fold == f).any()]
+
+    def _fit_params(self, x_tr, task_tr, credit_tr, costs_tr) -> dict[str, np.ndarray]:
+        """Steps 1-3 of the module docstring on training arrays: every buffer but the margins."""
         from sklearn.linear_model import LogisticRegression
 
         h = self.hparams
@@ -171,8 +223,7 @@ class TaskExpertsRouter(NonparametricRouter):
             w[classes], b[classes] = coef, icpt
         # 2. task table and each task's best LLM
         table = task_utility_table(credit_tr, task_tr, k_all, costs_tr, lam)
-        tiebreak = torch.as_tensor(cost) if costs_tr is not None else None
-        best = argmax_ties(table, tiebreak)
+        best = argmax_ties(table, torch.as_tensor(cost) if costs_tr is not None else None).numpy()
         # 3. heads per task
         sw, sb = np.zeros((k_all, t_all, x_tr.shape[1])), np.zeros((k_all, t_all))
         bw, bb = np.zeros_like(sw), np.full((k_all, t_all), -1e4)
@@ -183,70 +234,78 @@ class TaskExpertsRouter(NonparametricRouter):
                 if t != int(best[k]) and h.heads in ("beats", "auto"):
                     beat = util[rows, t] > util[rows, int(best[k])] + 1e-12
                     bw[k, t], bb[k, t] = _logistic(x_tr[rows], beat, float(h.head_c))
-        with torch.no_grad():
-            for name, value in (("clf_w", w), ("clf_b", b), ("succ_w", sw), ("succ_b", sb), ("beat_w", bw),
-                                ("beat_b", bb)):
-                getattr(self, name).copy_(torch.as_tensor(value, dtype=getattr(self, name).dtype))
-            self.best.copy_(best)
-            self.llm_cost.copy_(torch.as_tensor(cost))
-        # 4-5. margins and head kind on validation
-        self._select(x_va, task_va, credit_va, costs_tr)
+        return {"clf_w": w, "clf_b": b, "succ_w": sw, "succ_b": sb, "beat_w": bw, "beat_b": bb, "best": best,
+                "llm_cost": cost}
 
-    def _select(self, x_va, task_va, credit_va, costs_tr) -> None:
+    def _select(self, pieces: list, where: str | None) -> None:
+        """Steps 4-5: each task's margin and the head kind, on ``pieces`` of (scores, utility
+        [n, T], true task [n], each task's best LLM [K]) of rows not used to fit those scores."""
         h = self.hparams
         k_all = self.best.shape[0]
         margins = [float(m) for m in (h.margins if h.margins is not None else DEFAULT_MARGINS)]
         kinds = ["success", "beats"] if h.heads == "auto" else [h.heads]
-        if x_va is None or not len(x_va):
+        if not pieces:
             self.margin.fill_(float("inf"))
             self.use_beats.fill_(kinds[0] == "beats")
             self.selection = {"heads": kinds[0], "margins": {}, "note": "no validation rows: every task keeps its best LLM"}
             return
-        lam = float(h.cost_lambda)
-        util_va = np.asarray(credit_va, dtype=np.float64) - lam * self.llm_cost.numpy()[None, :]
-        out = self._scores(torch.as_tensor(x_va, dtype=torch.float32))
-        pred = out["task_probs"].argmax(-1).numpy()
         names = list(h.task_names or ["all"])
+        pred = np.concatenate([out["task_probs"].argmax(-1).numpy() for out, *_ in pieces])
+        util = np.concatenate([u for _, u, _, _ in pieces])
+        task = np.concatenate([t for _, _, t, _ in pieces])
+
+        def decide(margin: torch.Tensor, beats: bool) -> np.ndarray:
+            return np.concatenate([self._decide(out, margin, beats, best).numpy() for out, _, _, best in pieces])
+
         results = {}
         for kind in kinds:
             chosen = np.full(k_all, float("inf"))
             for k in range(k_all):
-                rows = pred == k
-                if rows.sum() < h.min_val_rows:
+                rows = np.flatnonzero(pred == k)
+                if len(rows) < h.min_val_rows:
                     continue
                 best_m, best_v = float("inf"), None
                 for m in sorted(margins, reverse=True):  # larger margins first: ties keep them
                     mm = torch.full((k_all,), float("inf"))
                     mm[k] = m
-                    choice = self._decide(out, mm, kind == "beats").numpy()[rows]
-                    v = float(util_va[np.flatnonzero(rows), choice].mean())
+                    v = float(util[rows, decide(mm, kind == "beats")[rows]].mean())
                     if best_v is None or v > best_v + 1e-12:
                         best_m, best_v = m, v
                 chosen[k] = best_m
-            choice = self._decide(out, torch.as_tensor(chosen, dtype=torch.float32), kind == "beats").numpy()
-            per_task = [float(util_va[task_va == k, choice[task_va == k]].mean()) for k in np.unique(task_va)]
+            choice = decide(torch.as_tensor(chosen, dtype=torch.float32), kind == "beats")
+            per_task = [float(util[task == k, choice[task == k]].mean()) for k in np.unique(task)]
             results[kind] = (float(np.mean(per_task)), chosen)
         kind = max(kinds, key=lambda kd: (results[kd][0], kd == "success"))
         self.use_beats.fill_(kind == "beats")
         self.margin.copy_(torch.as_tensor(results[kind][1], dtype=torch.float32))
         self.selection = {
-            "heads": kind, "val_avg": {kd: round(100 * v[0], 4) for kd, v in results.items()},
+            "heads": kind, "selected_on": where, "avg": {kd: round(100 * v[0], 4) for kd, v in results.items()},
             "margins": {names[k]: (None if not np.isfinite(m) else float(m)) for k, m in enumerate(results[kind][1])
                         if k < len(names)},
         }
 
     # ---- routing ----------------------------------------------------------------------------
-    def _scores(self, x: torch.Tensor) -> dict:
-        x = x.float()
-        p = (x @ self.clf_w.T + self.clf_b).double().softmax(-1)
+    def _params(self) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, name) for name in ("clf_w", "clf_b", "succ_w", "succ_b", "beat_w", "beat_b")}
+
+    @staticmethod
+    def _scores_from(params: dict, x) -> dict:
+        """Task probabilities [N, K], and the predicted task's success [N, T] and beats [N, T]
+        probabilities, from a set of fitted weights."""
+        x = torch.as_tensor(x, dtype=torch.float32)
+        p = (x @ params["clf_w"].float().T + params["clf_b"].float()).double().softmax(-1)
         k = p.argmax(-1)
-        success = torch.sigmoid(torch.einsum("nd,ntd->nt", x, self.succ_w[k]) + self.succ_b[k])
-        beats = torch.sigmoid(torch.einsum("nd,ntd->nt", x, self.beat_w[k]) + self.beat_b[k])
+        success = torch.sigmoid(torch.einsum("nd,ntd->nt", x, params["succ_w"].float()[k]) + params["succ_b"].float()[k])
+        beats = torch.sigmoid(torch.einsum("nd,ntd->nt", x, params["beat_w"].float()[k]) + params["beat_b"].float()[k])
         return {"task_probs": p, "probs": success, "beats": beats}
 
-    def _decide(self, out: dict, margin: torch.Tensor, use_beats: bool) -> torch.Tensor:
-        return expert_choice(out["task_probs"], out["probs"], out["beats"] if use_beats else None, self.best,
-                             margin, self.llm_cost, float(self.hparams.cost_lambda), float(self.hparams.unsure))
+    def _scores(self, x: torch.Tensor) -> dict:
+        return self._scores_from(self._params(), x)
+
+    def _decide(self, out: dict, margin: torch.Tensor, use_beats: bool, best: torch.Tensor | None = None) -> torch.Tensor:
+        return expert_choice(out["task_probs"], out["probs"], out["beats"] if use_beats else None,
+                             self.best if best is None else best, margin, self.llm_cost,
+                             float(self.hparams.cost_lambda), float(self.hparams.unsure))
 
     def forward(self, batch: dict) -> dict:
         out = self._scores(self.embed(batch))
