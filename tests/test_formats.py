@@ -225,3 +225,32 @@ def test_load_dataset_routerbench_id_reused_across_files(tmp_path):
     t = load_dataset(specs)
     assert t.ids.tolist() == ["arc.1", "arc.2", "mbpp.1", "mbpp.1#2"]
     assert any("1 row reuses the id" in n for n in t.notes)
+
+
+# ---- a RouterBench table where one numeric column has no cost column -------------------------
+RB_ORPHAN = (
+    "sample_id,prompt,eval_name,m1,m2,m3,m2|total_cost,m1|total_cost\n"
+    "a.1,first prompt,arc,1.0,0.0,1.0,0.002,0.0001\n"
+    "a.2,second prompt,arc,0.0,1.0,0.0,0.003,0.0002\n"
+)
+
+
+def test_numeric_column_without_cost_column_is_an_error_naming_it(tmp_path):
+    p = write(tmp_path / "rb.csv", RB_ORPHAN)
+    with pytest.raises(DataError) as e:
+        read_file(p)
+    msg = str(e.value)
+    assert "rb.csv:line 1 field 'm3'" in msg and "m3|total_cost" in msg and "ignore_columns: [m3]" in msg
+
+
+def test_ignore_columns_leaves_it_out_with_a_note(tmp_path):
+    p = write(tmp_path / "rb.csv", RB_ORPHAN)
+    t = read_file(p, ignore_columns=["m3"])
+    assert t.llms == ["m1", "m2"] and any("ignored columns ['m3']" in n for n in t.notes)
+    spec = [{"path": str(p), "role": "train", "ignore_columns": ["m3"]}]
+    assert load_dataset(spec).llms == ["m1", "m2"]
+    with pytest.raises(DataError, match="field 'm9'.*ignore_columns names no column"):
+        read_file(p, ignore_columns=["m9"])
+    g = write(tmp_path / "g.jsonl", json.dumps({"question": "q", "scores": {"a": 1}}) + "\n")
+    with pytest.raises(DataError, match="ignore_columns.*RouterBench tables only"):
+        read_file(g, ignore_columns=["a"], rule="binary")

@@ -70,7 +70,7 @@ def test_config_keys():
     for name in ("routerdc", "routerbench"):
         keys = list(OmegaConf.load(CONFIGS / f"{name}.yaml").keys())
         assert keys == ["name", "source", "root", "nan_policy", "val_fraction", "samples_per_task",
-                        "cluster_source", "costs", "exclude_llms", "drop_leaked", "files"]
+                        "cluster_source", "costs", "exclude_llms", "drop_leaked", "duplicates", "files"]
 
 
 def test_routerdc_loads_fast_and_complete(routerdc):
@@ -185,3 +185,12 @@ def test_routerbench_test_on_a_routerdc_run_equals_its_fit_report(tmp_path):
     tl = written["baselines"]["task_level"]
     assert f"task_level {tl['id_avg']:.2f} / {tl['ood_avg']:.2f}" in r.stdout, r.stdout
     assert "vs task_level: ID" in r.stdout and "[" in r.stdout
+
+
+def test_routerdc_repeated_texts_are_kept_and_noted(routerdc):
+    """The MMLU test file repeats 8 question texts and the paper's numbers count them: the
+    default keeps every row and says so."""
+    table, _ = routerdc
+    (note,) = [n for n in table.notes if "repeat the question text" in n]
+    assert "10 rows" in note and "mmlu 8" in note and "duplicates: keep, all kept" in note
+    assert len(table) == 18060

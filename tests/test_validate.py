@@ -371,3 +371,39 @@ def test_summarize_hand_computed():
     assert "2 clusters" in s and "none: 1" in s and "0: 2" in s
     assert "repeated question texts: 2 rows" in s and "both train/val and test rows: 1" in s
     assert "dropped 1 of 5 rows" in s
+
+
+# ---- repeated question texts (data.duplicates) ---------------------------------------------
+def _dup_files(tmp_path):
+    import json
+
+    rows = [("q1", "what is 2+2?", {"a": 1, "b": 0}), ("q2", "capital of France?", {"a": 0, "b": 1}),
+            ("q3", "what is 2+2?", {"a": 0, "b": 0}), ("q4", "what is 2+2?", {"a": 1, "b": 0}),
+            ("q5", "name a prime", {"a": 1, "b": 1})]
+    path = tmp_path / "quiz.jsonl"
+    path.write_text("\n".join(json.dumps({"id": i, "question": q, "scores": s}) for i, q, s in rows) + "\n")
+    return [{"path": str(path), "task": "quiz", "role": "test_id", "rule": "binary"}]
+
+
+@pytest.mark.parametrize("policy, n, first_scores", [("keep", 5, [1, 0]), ("first", 3, [1, 0]),
+                                                     ("mean", 3, [2 / 3, 0])])
+def test_duplicates_policies(tmp_path, policy, n, first_scores):
+    t = load_dataset(_dup_files(tmp_path), duplicates=policy)
+    assert len(t) == n and t.scores[0].tolist() == pytest.approx(first_scores)
+    (note,) = [s for s in t.notes if "repeat the question text" in s]
+    assert "2 rows" in note and "quiz 2" in note and "1 with other scores" in note and f"duplicates: {policy}" in note
+    assert "quiz.jsonl:line 1 and " in note and "quiz.jsonl:line 3" in note
+
+
+def test_duplicates_error_names_both_rows_and_the_policies(tmp_path):
+    raises(lambda: load_dataset(_dup_files(tmp_path), duplicates="error"), "quiz.jsonl:line 1 and",
+           "quiz.jsonl:line 3", "the same question text twice in task 'quiz'", "duplicates: keep, first or mean")
+    raises(lambda: load_dataset(_dup_files(tmp_path), duplicates="drop"), "duplicates")
+
+
+def test_no_duplicates_no_note(tmp_path):
+    files = _dup_files(tmp_path)
+    lines = (tmp_path / "quiz.jsonl").read_text().splitlines()
+    (tmp_path / "quiz.jsonl").write_text("\n".join(lines[:2] + lines[4:]) + "\n")
+    t = load_dataset(files, duplicates="error")
+    assert len(t) == 3 and not any("repeat" in s for s in t.notes)

@@ -12,7 +12,7 @@ from routerbench.errors import DataError
 from routerbench.data.formats import FORMATS, READERS, detect_format, read_file
 from routerbench.data.table import ROLES, ScoreTable, concat
 
-SPEC_KEYS = ("path", "task", "role", "rule", "fmt")
+SPEC_KEYS = ("path", "task", "role", "rule", "fmt", "ignore_columns")
 _ROUTERBENCH = ("routerbench", "routerbench_pickle")
 
 
@@ -24,16 +24,20 @@ def resolve_path(path, root=None) -> Path:
     return Path(str(root)).expanduser() / p
 
 
-def load_dataset(files: list[dict], root: str | Path | None = None, nan_policy: str = "error") -> ScoreTable:
+def load_dataset(files: list[dict], root: str | Path | None = None, nan_policy: str = "error",
+                 duplicates: str = "keep") -> ScoreTable:
     """Read every file of a data set and check them against each other.
 
     Args:
         files: one dict per file with keys ``path`` (relative to ``root`` unless absolute),
             ``role`` (train | val | test_id | test_ood), ``task`` (default: from the file),
             ``rule`` (required except for RouterBench files, whose default is ``binary``)
-            and optionally ``fmt`` (default ``auto``).
+            and optionally ``fmt`` (default ``auto``) and ``ignore_columns`` (RouterBench
+            tables: columns to leave out).
         root: folder that relative paths start from (None: the working directory).
         nan_policy: ``error`` or ``drop`` (see ``read_file``); drops are listed in ``notes``.
+        duplicates: ``keep``, ``error``, ``first`` or ``mean`` for rows repeating a question
+            text within one task and role (``validate.apply_duplicates``); noted unless none.
 
     Returns:
         One ScoreTable; rows in file order; a later file whose LLMs are the first file's in
@@ -47,6 +51,7 @@ def load_dataset(files: list[dict], root: str | Path | None = None, nan_policy: 
     if not files:
         raise DataError("data.files: no score files listed")
     V.check_choice(nan_policy, V.NAN_POLICIES, "nan_policy", "data")
+    V.check_choice(duplicates, V.DUPLICATE_POLICIES, "duplicates", "data")
     tables: list[ScoreTable] = []
     labels: list[str] = []
     fmts: list[str] = []
@@ -77,10 +82,10 @@ def load_dataset(files: list[dict], root: str | Path | None = None, nan_policy: 
             raise DataError.at(path, msg=f"listed twice in data.files (items {seen[key]} and {i})")
         seen[key] = i
         tables.append(read_file(path, task=spec.get("task"), role=spec["role"], rule=rule, fmt=fmt,
-                                nan_policy=nan_policy))
+                                nan_policy=nan_policy, ignore_columns=list(spec.get("ignore_columns") or [])))
         labels.append(str(path))
         fmts.append(fmt)
-    return combine_tables(tables, labels, fmts, label="data.files")
+    return V.apply_duplicates(combine_tables(tables, labels, fmts, label="data.files"), duplicates)
 
 
 def combine_tables(tables: list[ScoreTable], labels: list[str], fmts: list[str], label: str) -> ScoreTable:

@@ -47,7 +47,8 @@ def build_table(data_cfg) -> ScoreTable:
             raise DataError(
                 f"data root {root} does not exist (config data.root; set ROUTERBENCH_DATA to move it)"
             )
-        table = load_dataset(d["files"], root=root, nan_policy=d.get("nan_policy", "error"))
+        table = load_dataset(d["files"], root=root, nan_policy=d.get("nan_policy", "error"),
+                             duplicates=d.get("duplicates") or "keep")
     else:
         raise DataError(f"data.source must be 'files' or 'synthetic', got {d['source']!r}")
     return drop_llms(apply_price_table(table, d.get("costs")), d.get("exclude_llms") or [])

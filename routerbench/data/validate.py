@@ -28,6 +28,7 @@ from routerbench.data.table import ROLES, ScoreTable
 from routerbench.data.rules import BUILTIN_RULES, get_rule
 
 NAN_POLICIES = ("error", "drop")
+DUPLICATE_POLICIES = ("keep", "error", "mean", "first")
 
 
 @dataclass(frozen=True)
@@ -367,6 +368,57 @@ def check_same_llms(tables: list[ScoreTable], files: list) -> list[ScoreTable]:
 # ---------------------------------------------------------------- summary
 def _fmt_cost(x: float) -> str:
     return "-" if x != x else f"{x:.3e}"
+
+
+def apply_duplicates(table: ScoreTable, policy: str = "keep", label: str = "data.files") -> ScoreTable:
+    """Rows that repeat an earlier row's question text within the same task and role.
+
+    Policies: ``keep`` (every row stays: the RouterDC MMLU test file repeats 8 texts and the
+    paper's numbers count them), ``error`` (a DataError naming the first pair), ``first`` (the
+    later rows are dropped), ``mean`` (each group becomes its first row with the mean scores and
+    costs). Unless there is none, a note gives the count, how many differ in their scores, the
+    first pair and what the policy did.
+
+    Raises:
+        DataError: an unknown policy; with ``error``, the first repeated text (both rows named).
+    """
+    check_choice(policy, DUPLICATE_POLICIES, "duplicates", label)
+    first: dict[tuple, int] = {}
+    groups: dict[int, list[int]] = {}
+    for i, key in enumerate(zip(table.roles, table.tasks, table.texts)):
+        j = first.setdefault(key, i)
+        if j != i:
+            groups.setdefault(j, [j]).append(i)
+    if not groups:
+        return table
+    later = [i for g in groups.values() for i in g[1:]]
+    differ = sum(1 for g in groups.values() for i in g[1:]
+                 if not np.array_equal(table.scores[i], table.scores[g[0]], equal_nan=True))
+    j0 = min(groups)
+    pair = f"{table.sources[j0]} and {table.sources[groups[j0][1]]}"
+    if policy == "error":
+        raise DataError(f"{pair}: the same question text twice in task {table.tasks[j0]!r} ({len(later)} repeated "
+                        f"rows in {label}, {differ} with other scores); set duplicates: keep, first or mean")
+    done = {"keep": "all kept", "first": "the later rows dropped",
+            "mean": "each group replaced by its first row with the mean scores and costs"}[policy]
+    per_task: dict[str, int] = {}
+    for i in sorted(later):
+        per_task[str(table.tasks[i])] = per_task.get(str(table.tasks[i]), 0) + 1
+    note = (f"{label}: {len(later)} rows repeat the question text of an earlier row of the same task and role "
+            f"({', '.join(f'{t} {n}' for t, n in per_task.items())}; {differ} with other scores; first pair: {pair}); "
+            f"duplicates: {policy}, {done}")
+    if policy == "mean":
+        scores = table.scores.copy()
+        costs = None if table.costs is None else table.costs.copy()
+        for j, g in groups.items():
+            scores[j] = np.nanmean(table.scores[g], axis=0)
+            if costs is not None:
+                costs[j] = np.nanmean(table.costs[g], axis=0)
+        table = replace(table, scores=scores, costs=costs)
+    notes = list(table.notes) + [note]
+    if policy in ("first", "mean"):
+        table = table.select(np.setdiff1d(np.arange(len(table)), later))
+    return replace(table, notes=notes)
 
 
 def summarize(table: ScoreTable) -> str:

@@ -65,7 +65,7 @@ def detect_format(path) -> str:
 
 
 def read_file(path, *, task: str | None = None, role: str = "train", rule: str | None = None,
-              fmt: str = "auto", nan_policy: str = "error") -> ScoreTable:
+              fmt: str = "auto", nan_policy: str = "error", ignore_columns=()) -> ScoreTable:
     """Read one score file into a checked ScoreTable.
 
     Args:
@@ -80,6 +80,8 @@ def read_file(path, *, task: str | None = None, role: str = "train", rule: str |
         fmt: ``auto`` or one of ``READERS``.
         nan_policy: ``error`` (a NaN score is an error naming row and LLM) or ``drop``
             (such rows are removed and ``table.notes`` says how many).
+        ignore_columns: columns of a RouterBench table to leave out (e.g. a numeric column
+            without a cost column beside LLMs that have one, which is otherwise an error).
 
     Raises:
         DataError: naming the file, the row and the field of the first problem found.
@@ -92,7 +94,12 @@ def read_file(path, *, task: str | None = None, role: str = "train", rule: str |
     if fmt == "auto":
         fmt = detect_format(path)
     reader = READERS[fmt]
-    table = reader.read(path, task=task, role=role)
+    if ignore_columns:
+        if fmt not in ("routerbench", "routerbench_pickle"):
+            raise DataError.at(path, field="ignore_columns", msg=f"applies to RouterBench tables only, not {fmt}")
+        table = reader.read(path, task=task, role=role, ignore=list(ignore_columns))
+    else:
+        table = reader.read(path, task=task, role=role)
     if rule is None:
         rule = reader.default_rule
         if rule is None:

@@ -68,8 +68,21 @@ def _is_number(v) -> bool:
         return False
 
 
-def llm_columns(header: list[str], rows: list[list], header_where: str) -> tuple[list[str], bool, list[str]]:
-    """(LLM names in header order, whether cost columns exist, ignored column names)."""
+def llm_columns(header: list[str], rows: list[list], header_where: str,
+                ignore=()) -> tuple[list[str], bool, list[str]]:
+    """(LLM names in header order, whether cost columns exist, ignored column names).
+
+    When some LLMs have ``<llm>|total_cost`` columns, a numeric column without one is an error
+    naming it (it would silently lose an LLM), unless ``ignore`` names it.
+
+    Raises:
+        DataError: a cost column without its score column, a numeric column without a cost
+            column beside others that have one, an ``ignore`` name that is not a column.
+    """
+    unknown = [c for c in ignore if c not in header]
+    if unknown:
+        raise DataError.at(header_where, field=unknown[0], msg=f"ignore_columns names no column of this file "
+                           f"(its columns: {', '.join(header[:12])}{', ...' if len(header) > 12 else ''})")
     cost_of = [h[: -len(COST)] for h in header if h.endswith(COST)]
     if cost_of:
         for m in cost_of:
@@ -77,6 +90,13 @@ def llm_columns(header: list[str], rows: list[list], header_where: str) -> tuple
                 raise DataError.at(header_where, field=f"{m}{COST}",
                                    msg=f"cost column without a score column {m!r}")
         llms = [h for h in header if h in cost_of]
+        for j, h in enumerate(header):
+            if (h not in META and "|" not in h and h not in cost_of and h not in ignore
+                    and all(_is_number(r[j]) for r in rows)):
+                raise DataError.at(header_where, field=h, msg=(
+                    f"a numeric column without a '{h}{COST}' column, while {len(cost_of)} LLMs have one: if it "
+                    f"is an LLM, add its cost column; to leave it out, list it in the file's ignore_columns "
+                    f"(data.files item: ignore_columns: [{h}])"))
     else:
         llms = [
             h for j, h in enumerate(header)
@@ -90,13 +110,14 @@ def llm_columns(header: list[str], rows: list[list], header_where: str) -> tuple
 
 
 def frame_to_table(header: list[str], rows: list[list], wheres: list[str], header_where: str, path,
-                   *, task: str | None, role: str) -> ScoreTable:
-    """Translate a RouterBench wide table (header + rows of cells) into a ScoreTable."""
+                   *, task: str | None, role: str, ignore=()) -> ScoreTable:
+    """Translate a RouterBench wide table (header + rows of cells) into a ScoreTable; the columns
+    in ``ignore`` are left out (with a note)."""
     if not rows:
         raise DataError.at(path, msg="empty file (no data rows)")
     if "prompt" not in header:
         raise DataError.at(header_where, field="prompt", msg="missing column (required)")
-    llms, has_cost, ignored = llm_columns(header, rows, header_where)
+    llms, has_cost, ignored = llm_columns(header, rows, header_where, ignore)
     col = {h: i for i, h in enumerate(header)}
     records = []
     for row in rows:
@@ -115,14 +136,14 @@ def frame_to_table(header: list[str], rows: list[list], wheres: list[str], heade
     return table
 
 
-def read_routerbench_csv(path, *, task: str | None = None, role: str = "train") -> ScoreTable:
-    """Read a RouterBench CSV (see the module docstring)."""
+def read_routerbench_csv(path, *, task: str | None = None, role: str = "train", ignore=()) -> ScoreTable:
+    """Read a RouterBench CSV (see the module docstring); ``ignore``: columns to leave out."""
     header, rows, lines = V.parse_csv(V.read_text(path), path)
     wheres = [f"{path}:line {ln}" for ln in lines]
-    return frame_to_table(header, rows, wheres, f"{path}:line 1", path, task=task, role=role)
+    return frame_to_table(header, rows, wheres, f"{path}:line 1", path, task=task, role=role, ignore=ignore)
 
 
-def read_routerbench_pickle(path, *, task: str | None = None, role: str = "train") -> ScoreTable:
+def read_routerbench_pickle(path, *, task: str | None = None, role: str = "train", ignore=()) -> ScoreTable:
     """Read a RouterBench frame pickled with pandas (``DataFrame.to_pickle``).
 
     Unpickling runs code from the file: read only pickles you trust.
@@ -142,7 +163,7 @@ def read_routerbench_pickle(path, *, task: str | None = None, role: str = "train
             raise DataError.at(path, field=h, msg="column name appears twice")
     rows = [[None if _scalar_na(v) else v for v in r] for r in df.astype(object).values.tolist()]
     wheres = [f"{path}:row {i}" for i in range(1, len(rows) + 1)]
-    return frame_to_table(header, rows, wheres, str(path), path, task=task, role=role)
+    return frame_to_table(header, rows, wheres, str(path), path, task=task, role=role, ignore=ignore)
 
 
 def _scalar_na(v) -> bool:
