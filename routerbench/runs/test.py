@@ -176,7 +176,7 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
             that are not the checkpoint's.
     """
     from routerbench.config import compose
-    from routerbench.runs.checkpoint import align_llms, load_run, route_texts
+    from routerbench.runs.checkpoint import align_llms, encode_cached, load_run, route_texts
 
     if ood and not files:
         raise DataError("--ood applies only to score files given after the checkpoint; its own test data "
@@ -206,14 +206,16 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
     if not len(rows):
         raise DataError("no test rows to evaluate (files need role test_id or test_ood)")
     sub = table.select(rows)
-    choice, _ = route_texts(router, sub.texts, cfg)
+    feats = encode_cached(router.encoder, sub.texts, cfg)  # the frozen features: the router's, task_level's
+    choice = (router.route_features(feats) if router.model.text_encoder is None
+              else route_texts(router, sub.texts, cfg))[0]
     metrics = {"router": type(router.model).__name__, "checkpoint": str(ckpt)}
     all_rows = np.arange(len(sub))
     metrics.update(evaluate_rows(sub, all_rows, choice))
     metrics["routed_per_task"] = routed_per_task(sub, all_rows, choice)
     best = int(meta.get("best_single", 0))
     notes = list(table.notes)
-    tl, tl_choice = _task_level(ckpt, own, router, cfg, sub, notes)
+    tl, tl_choice = _task_level(ckpt, own, feats, notes)
     extra = {"task_level": tl_choice} if tl is not None else None
     choices = baseline_choices(sub.credit(), sub.task_index, len(sub.task_names), table.llms, best, sub.costs, extra)
     metrics["baselines"] = test_baselines(sub, all_rows, best, choices=choices)
@@ -228,12 +230,12 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
     return metrics, out
 
 
-def _task_level(ckpt, own, router, cfg, sub: ScoreTable, notes: list[str]):
+def _task_level(ckpt, own, feats, notes: list[str]):
     """The ``task_level`` baseline for ``routerbench test``: fitted on the checkpoint's own run
     (``own``, else loaded from the checkpoint's data config) as its report fitted it, and applied
-    to ``sub``'s rows on the checkpoint's frozen encoder features. ``(TaskLevel, choice)``, or
-    ``(None, None)`` with a note when the training data cannot be read."""
-    from routerbench.runs.checkpoint import encode_cached, load_run
+    to ``feats``, the checkpoint's frozen encoder features of the rows tested. ``(TaskLevel,
+    choice)``, or ``(None, None)`` with a note when the training data cannot be read."""
+    from routerbench.runs.checkpoint import load_run
 
     try:
         run = own if own is not None else load_run(ckpt)
@@ -247,4 +249,4 @@ def _task_level(ckpt, own, router, cfg, sub: ScoreTable, notes: list[str]):
         log.warning(msg)
         notes.append(msg)
         return None, None
-    return tl, tl.choice(encode_cached(router.encoder, sub.texts, cfg))
+    return tl, tl.choice(feats)
