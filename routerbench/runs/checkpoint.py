@@ -9,7 +9,7 @@ every script in ``experiments/`` goes through here, so they agree with ``fit`` o
 - the LLM order: the checkpoint's (a table whose columns are the same LLMs in another order is
   reordered; other LLMs are an error);
 - the features: the checkpoint's fitted encoder through the run's embedding cache
-  (``cache_dir`` of its config, else the project's);
+  (``cache_dir`` of its config, else the project's; ``LoadedRouter.encode``);
 - the ``task_level`` baseline: fitted on the run's train rows, its read-out chosen on its
   validation rows, as the fit report fitted it.
 """
@@ -34,13 +34,6 @@ def embeddings_dir(cfg) -> Path:
     return cache_dir(cfg) / "embeddings"
 
 
-def encode_cached(encoder, texts: list[str], cfg) -> np.ndarray:
-    """Features of ``texts`` [N, D] from ``encoder`` through the run's embedding cache."""
-    from routerbench.encoders.cache import cached_encode
-
-    return cached_encode(encoder, list(texts), embeddings_dir(cfg), progress=bool(cfg.get("progress", True)))
-
-
 def align_llms(table: ScoreTable, llms: list[str], where: str) -> ScoreTable:
     """``table`` with its LLM columns in the order ``llms`` (a checkpoint's).
 
@@ -54,14 +47,6 @@ def align_llms(table: ScoreTable, llms: list[str], where: str) -> ScoreTable:
     order = [list(table.llms).index(m) for m in llms]
     return replace(table, llms=list(llms), scores=table.scores[:, order],
                    costs=None if table.costs is None else table.costs[:, order])
-
-
-def route_texts(router, texts: list[str], cfg) -> tuple[np.ndarray, np.ndarray]:
-    """A loaded router's choices [N] and confidences [N, T] on ``texts``: a frozen-encoder router
-    reads the run's embedding cache, a fine-tuned one encodes the texts itself."""
-    if router.model.text_encoder is None:
-        return router.route_features(encode_cached(router.encoder, texts, cfg))
-    return router.route_texts(list(texts), progress=bool(cfg.get("progress", True)))
 
 
 @dataclass
@@ -94,14 +79,19 @@ class Run:
     def texts(self, rows) -> list[str]:
         return [self.table.texts[i] for i in rows]
 
+    @property
+    def progress(self) -> bool:
+        return bool(self.cfg.get("progress", True))
+
     def features(self, rows) -> np.ndarray:
         """The frozen encoder's features of ``rows`` [n, D] (the run's cache), as the run's
         report read them (a fine-tuned run: its configured frozen encoder's)."""
-        return encode_cached(self.router.encoder, self.texts(rows), self.cfg)
+        return self.router.encode(self.texts(rows), self.progress)
 
     def route(self, rows) -> tuple[np.ndarray, np.ndarray]:
-        """The router's own choices [n] (its policy, if any) and confidences [n, T] on ``rows``."""
-        return route_texts(self.router, self.texts(rows), self.cfg)
+        """The router's own choices [n] (its policy, if any) and confidences [n, T] on ``rows``:
+        through the run's cache, or the checkpoint's fine-tuned text encoder."""
+        return self.router.route_texts(self.texts(rows), progress=self.progress)
 
     @cached_property
     def _task_level(self):

@@ -176,7 +176,7 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
             that are not the checkpoint's.
     """
     from routerbench.config import compose
-    from routerbench.runs.checkpoint import align_llms, encode_cached, load_run, route_texts
+    from routerbench.runs.checkpoint import align_llms, load_run
 
     if ood and not files:
         raise DataError("--ood applies only to score files given after the checkpoint; its own test data "
@@ -206,9 +206,10 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
     if not len(rows):
         raise DataError("no test rows to evaluate (files need role test_id or test_ood)")
     sub = table.select(rows)
-    feats = encode_cached(router.encoder, sub.texts, cfg)  # the frozen features: the router's, task_level's
+    progress = bool(cfg.get("progress", True))
+    feats = router.encode(sub.texts, progress)  # the run's cache: the frozen features, the router's and task_level's
     choice = (router.route_features(feats) if router.model.text_encoder is None
-              else route_texts(router, sub.texts, cfg))[0]
+              else router.route_texts(sub.texts, progress=progress))[0]
     metrics = {"router": type(router.model).__name__, "checkpoint": str(ckpt)}
     all_rows = np.arange(len(sub))
     metrics.update(evaluate_rows(sub, all_rows, choice))
