@@ -182,6 +182,24 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from routerbench.data.convert import convert
+    from routerbench.data.validate import summarize
+
+    options = {k: v for k, v in (("metric", args.metric), ("text_field", args.text_field),
+                                 ("filter", args.filter)) if v is not None}
+    if args.score != "metric":
+        options["score"] = args.score
+    if args.tasks:
+        options["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    table, written = convert(args.format, args.inputs, args.output, options=options, nan_policy=args.nan_policy,
+                             rule=args.rule, test_fraction=args.test_fraction, seed=args.seed)
+    print(summarize(table))
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
 def _validate_config(overrides) -> int:
     """``routerbench validate data=NAME``: the data config's table, and its train/test leakage."""
     from routerbench.data.leakage import leaked_counts
@@ -352,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rule", action="append", default=None, metavar="[TASK=]RULE",
                    help="scoring rule: TASK=RULE for one task (repeatable), RULE for every task; default: "
                         "the checkpoint's rule for each task it was trained on (docs/data.md)")
-    s.add_argument("--nan-policy", default="error", choices=["error", "drop"])
+    s.add_argument("--nan-policy", default="error", choices=["error", "drop", "mask"])
     s.add_argument("--output-dir", default=None)
     s.add_argument("--set", dest="overrides", nargs="*", default=[], help="overrides, e.g. data=routerdc")
     s.set_defaults(fn=cmd_test)
@@ -368,8 +386,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="+", help="score files, or config overrides such as data=routerdc (then the "
                                             "whole data set, with its train/test leakage per task)")
     s.add_argument("--rule", default=None)
-    s.add_argument("--nan-policy", default="error", choices=["error", "drop"])
+    s.add_argument("--nan-policy", default="error", choices=["error", "drop", "mask"])
     s.set_defaults(fn=cmd_validate)
+    s = sub.add_parser("convert", help="write score data of another format (lm-eval logs, ...) as generic JSONL",
+                       description="Read INPUT(s) in FORMAT through the same validation as a data config, and "
+                                   "write generic JSONL (docs/data.md). lm-eval: model folders of "
+                                   "lm-evaluation-harness --log_samples output, or their parent folder.")
+    s.add_argument("format", help="lm-eval, jsonl, csv, routerdc, routerbench, routerbench_pickle, auto")
+    s.add_argument("inputs", nargs="+", help="input files or folders")
+    s.add_argument("-o", "--output", required=True, help="output .jsonl")
+    s.add_argument("--nan-policy", default="error", choices=["error", "drop", "mask"],
+                   help="a missing score: error (default), drop the row, or mask (kept as null: a sparse pool)")
+    s.add_argument("--rule", default=None, help="scoring rule the scores are checked against")
+    s.add_argument("--metric", default=None, help="lm-eval: per-sample metric (default: each line's first)")
+    s.add_argument("--score", default="metric", choices=["metric", "majority"],
+                   help="lm-eval: the metric, or MAJ@k over repeated generations")
+    s.add_argument("--text-field", default=None, help="lm-eval: query text from doc[FIELD] (default: the prompt)")
+    s.add_argument("--filter", default=None, help="lm-eval: the harness filter to read (default: each file's first)")
+    s.add_argument("--tasks", default=None, help="lm-eval: comma-separated tasks to read (default: all)")
+    s.add_argument("--test-fraction", type=float, default=None,
+                   help="also split: write OUT-train.jsonl and OUT-test.jsonl, this share of each task for test")
+    s.add_argument("--seed", type=int, default=0, help="seed of --test-fraction's split")
+    s.set_defaults(fn=cmd_convert)
     s = sub.add_parser("embed", help="build the embedding cache for a data + encoder config")
     s.add_argument("overrides", nargs="*", help=ov)
     s.add_argument("--max-new", type=int, default=None, metavar="N",

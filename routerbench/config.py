@@ -189,3 +189,18 @@ def instantiate(cfg, **extra):
             f"{target}: unknown argument(s) {unknown}; valid: {', '.join(sorted(valid - set(extra)))}"
         )
     return cls(**args, **extra)
+
+
+def router_options_where(test) -> list[str]:
+    """``router=NAME`` for each router option whose class passes ``test(cls)`` (e.g. the routers
+    that take new LLMs, or that handle missing cells). An option whose class cannot be imported
+    is left out here; using it reports why."""
+    names = []
+    for name in group_options(config_root(), "router"):
+        try:
+            cls = _import(str(load_option(config_root(), "router", name)._target_))
+        except Exception:  # reported with its cause when the option is used
+            continue
+        if test(cls):
+            names.append(f"router={name}")
+    return names

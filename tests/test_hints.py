@@ -72,3 +72,19 @@ def test_nan_hint_for_validate_is_a_flag_validate_accepts(pool, capsys):
     flag, value = _hint(err, r"--nan-policy \w+").split()
     assert main(["validate", str(train), flag, value]) == 0
     assert "dropped 1 of 60 rows" in capsys.readouterr().out
+
+
+def test_every_nan_policy_the_hint_names_is_accepted(pool, capsys):
+    """The hint names drop|mask: both are values fit and validate take."""
+    tmp, cfg, train = pool
+    assert main(["validate", str(train)]) == 2
+    err = capsys.readouterr().err
+    values = _hint(err, r"--nan-policy drop\|mask").split()[1].split("|")
+    for value in values:
+        assert main(["validate", str(train), "--nan-policy", value]) == 0
+    assert "masked (policy mask)" in capsys.readouterr().out
+    common = [f"data={cfg}", "encoder=tfidf", "router=knn", "logger=none", "progress=false",
+              "trainer.max_steps=4", "trainer.val_every_n_steps=2", f"cache_dir={tmp / 'cache'}"]
+    fit_values = _hint(err, r"data\.nan_policy=drop\|mask").split("=")[1].split("|")
+    for value in fit_values:
+        assert main(["fit", *common, f"data.nan_policy={value}", f"output_dir={tmp / value}"]) == 0

@@ -188,8 +188,12 @@ class RouterDataModule(LightningDataModule):
         self.features = None if features is None else torch.as_tensor(features, dtype=torch.float32)
         self.scores = torch.nan_to_num(torch.as_tensor(table.scores), nan=0.0)
         self.credit = torch.nan_to_num(torch.as_tensor(table.credit()), nan=0.0)
+        # missing cells (nan_policy mask): score and credit 0 above, and False here; losses and
+        # routing read it (None when every cell is observed, the usual case)
+        self.observed = torch.as_tensor(table.observed()) if table.has_missing else None
         self.costs = (
-            torch.zeros_like(self.scores) if table.costs is None else torch.as_tensor(table.costs)
+            torch.zeros_like(self.scores) if table.costs is None
+            else torch.nan_to_num(torch.as_tensor(table.costs), nan=0.0)
         )
         self.task = torch.as_tensor(table.task_index)
         cl = table.cluster_ids if table.cluster_ids is not None else np.full(len(table), -1)
@@ -197,6 +201,17 @@ class RouterDataModule(LightningDataModule):
         self.train_rows = sample_per_task(table, samples_per_task)
         self.val_rows = np.flatnonzero(table.roles == "val")
         self.test_rows = np.flatnonzero(np.isin(table.roles, ["test_id", "test_ood"]))
+
+    def credit_with_missing(self, rows) -> torch.Tensor:
+        """Credit of ``rows`` [n, T] with NaN on the missing cells (``nan_policy: mask``), for
+        routers that average the training credit (kNN, k-means, the task router)."""
+        c = self.credit[rows]
+        return c if self.observed is None else c.masked_fill(~self.observed[rows], float("nan"))
+
+    def costs_with_missing(self, rows) -> torch.Tensor:
+        """Costs of ``rows`` [n, T] with NaN on the missing cells (see ``credit_with_missing``)."""
+        c = self.costs[rows]
+        return c if self.observed is None else c.masked_fill(~self.observed[rows], float("nan"))
 
     # ---- what routers need to know -----------------------------------------------------
     @property
@@ -232,6 +247,8 @@ class RouterDataModule(LightningDataModule):
             "task": self.task[idx],
             "cluster": self.cluster[idx],
         }
+        if self.observed is not None:
+            batch["observed"] = self.observed[idx]
         if self.features is not None:
             batch["x"] = self.features[idx]
         if self.tokenize is not None:

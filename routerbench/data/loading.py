@@ -12,7 +12,7 @@ from routerbench.errors import DataError
 from routerbench.data.formats import FORMATS, READERS, detect_format, read_file
 from routerbench.data.table import ROLES, ScoreTable, concat
 
-SPEC_KEYS = ("path", "task", "role", "rule", "fmt", "ignore_columns")
+SPEC_KEYS = ("path", "task", "role", "rule", "fmt", "ignore_columns", "options")
 _ROUTERBENCH = ("routerbench", "routerbench_pickle")
 
 
@@ -32,10 +32,12 @@ def load_dataset(files: list[dict], root: str | Path | None = None, nan_policy: 
         files: one dict per file with keys ``path`` (relative to ``root`` unless absolute),
             ``role`` (train | val | test_id | test_ood), ``task`` (default: from the file),
             ``rule`` (required except for RouterBench files, whose default is ``binary``)
-            and optionally ``fmt`` (default ``auto``) and ``ignore_columns`` (RouterBench
-            tables: columns to leave out).
+            and optionally ``fmt`` (default ``auto``), ``ignore_columns`` (RouterBench
+            tables: columns to leave out) and ``options`` (the format's reader options, e.g.
+            lm-eval's ``metric``; ``formats.OPTIONS``).
         root: folder that relative paths start from (None: the working directory).
-        nan_policy: ``error`` or ``drop`` (see ``read_file``); drops are listed in ``notes``.
+        nan_policy: ``error``, ``drop`` or ``mask`` (see ``read_file``); drops and masked
+            cells are listed in ``notes``.
         duplicates: ``keep``, ``error``, ``first`` or ``mean`` for rows repeating a question
             text within one task and role (``validate.apply_duplicates``); noted unless none.
 
@@ -82,7 +84,8 @@ def load_dataset(files: list[dict], root: str | Path | None = None, nan_policy: 
             raise DataError.at(path, msg=f"listed twice in data.files (items {seen[key]} and {i})")
         seen[key] = i
         tables.append(read_file(path, task=spec.get("task"), role=spec["role"], rule=rule, fmt=fmt,
-                                nan_policy=nan_policy, ignore_columns=list(spec.get("ignore_columns") or [])))
+                                nan_policy=nan_policy, ignore_columns=list(spec.get("ignore_columns") or []),
+                                options=dict(spec.get("options") or {})))
         labels.append(str(path))
         fmts.append(fmt)
     return V.apply_duplicates(combine_tables(tables, labels, fmts, label="data.files"), duplicates)

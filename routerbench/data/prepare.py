@@ -38,7 +38,11 @@ def build_table(data_cfg) -> ScoreTable:
     if d["source"] == "synthetic":
         from routerbench.data.synthetic import make_synthetic
 
+        from routerbench.data.validate import apply_nan_policy, FieldNames
+
         table = make_synthetic(**(d.get("synthetic") or {}))
+        if table.has_missing:  # data.synthetic.missing: the data's NaN policy decides, as for files
+            table = apply_nan_policy(table, "data.synthetic", d.get("nan_policy", "error"), FieldNames())
     elif d["source"] == "files":
         from routerbench.data.loading import load_dataset
 

@@ -68,4 +68,5 @@ def credit_matrix(scores: np.ndarray, tasks: np.ndarray, rules: dict[str, str]) 
     for task in np.unique(tasks):
         m = tasks == task
         out[m] = np.asarray(credit(scores[m].astype(np.float32), rules[task]), dtype=np.float32)
+    out[np.isnan(scores)] = np.nan  # a rule such as probability (s > 0) would turn a missing cell into 0
     return out

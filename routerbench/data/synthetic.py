@@ -106,7 +106,7 @@ _SPECIALIST, _RUNNER_UP = 2.0, 0.6  # per-topic bonus of the topic's best / seco
 _SKILL_JITTER, _TOPIC_OFFSET = 0.2, 0.5  # N(0, .) per (LLM, topic); U(-., .) per topic
 _OOD_JITTER, _OOD_OFFSET = 0.15, -0.3  # N(0, .) per (LLM, OOD topic); shift of OOD skill
 _VALID_ARGS = (
-    "n_train_per_topic", "n_test_per_topic", "n_topics", "n_llms", "n_ood_topics", "noise", "seed"
+    "n_train_per_topic", "n_test_per_topic", "n_topics", "n_llms", "n_ood_topics", "noise", "seed", "missing"
 )
 
 
@@ -191,6 +191,7 @@ def make_synthetic(
     n_ood_topics: int = 2,
     noise: float = 0.15,
     seed: int = 0,
+    missing: float = 0.0,
     **unknown,
 ) -> ScoreTable:
     """Generate the synthetic benchmark (same arguments -> identical table).
@@ -205,6 +206,9 @@ def make_synthetic(
         noise: standard deviation of the per-(query, LLM) jitter of the success probability,
             and the probability that a train row's cluster id is not its topic's.
         seed: the generator's seed.
+        missing: share of (query, LLM) cells left unscored (NaN score and cost), drawn from
+            their own seeded stream (the observed cells are those of ``missing=0``); each row
+            keeps at least one LLM. A sparse pool for ``nan_policy: mask``.
 
     Returns:
         A ScoreTable with scores, rules, costs and cluster ids (train rows; -1 elsewhere).
@@ -285,6 +289,16 @@ def make_synthetic(
     flip = train & (rng.random(n) < noise)
     cluster_ids[train] = topic[train]
     cluster_ids[flip] = rng.integers(0, n_topics, int(flip.sum()))
+
+    if not 0.0 <= float(missing) < 1.0:
+        raise DataError.at("data.synthetic", field="missing", msg=f"must be in [0, 1), got {missing!r}")
+    if missing:
+        mrng = np.random.default_rng([int(seed), 7])  # own stream: the observed cells are unchanged
+        hole = mrng.random(scores.shape) < float(missing)
+        full = hole.all(1)
+        hole[np.flatnonzero(full), mrng.integers(0, n_llms, int(full.sum()))] = False
+        scores = np.where(hole, np.float32(np.nan), scores).astype(np.float32)
+        costs = np.where(hole, np.float32(np.nan), costs).astype(np.float32)
 
     tasks = np.array([pools[k][0] for k in topic], dtype=object)
     counters: dict[tuple[str, str], int] = {}

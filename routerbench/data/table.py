@@ -26,7 +26,8 @@ class ScoreTable:
         texts: query texts [N].
         tasks: task name per row [N].
         roles: one of ``train``, ``val``, ``test_id``, ``test_ood`` per row [N].
-        scores: raw scores [N, T] (float32, NaN only where a NaN policy kept them).
+        scores: raw scores [N, T] (float32, NaN only where the NaN policy ``mask`` kept a missing
+            cell; ``observed()`` is the complement).
         rules: scoring rule name per task (see ``routerbench.data.rules``).
         costs: per-query cost of each LLM [N, T] (US dollars), or None.
         cluster_ids: cluster id per row [N] (int64, -1 where a file had none), or None.
@@ -76,6 +77,21 @@ class ScoreTable:
         """Index of each row's task in ``task_names`` [N]."""
         lut = {t: i for i, t in enumerate(self.task_names)}
         return np.array([lut[t] for t in self.tasks], dtype=np.int64)
+
+    def observed(self) -> np.ndarray:
+        """Bool [N, T]: True where the LLM has a score for the row (False only where the NaN
+        policy ``mask`` kept a missing cell)."""
+        return ~np.isnan(self.scores)
+
+    @property
+    def has_missing(self) -> bool:
+        """Whether any cell is missing (``nan_policy: mask``)."""
+        return bool(np.isnan(self.scores).any())
+
+    def coverage(self) -> dict[str, float]:
+        """Share of rows on which each LLM was observed, by name."""
+        obs = self.observed()
+        return {m: float(obs[:, j].mean()) if len(obs) else 1.0 for j, m in enumerate(self.llms)}
 
     def credit(self) -> np.ndarray:
         """Credit each LLM would earn on each row under the row's task rule [N, T]."""

@@ -27,7 +27,7 @@ from routerbench.errors import DataError
 from routerbench.data.table import ROLES, ScoreTable
 from routerbench.data.rules import BUILTIN_RULES, get_rule
 
-NAN_POLICIES = ("error", "drop")
+NAN_POLICIES = ("error", "drop", "mask")
 DUPLICATE_POLICIES = ("keep", "error", "mean", "first")
 
 
@@ -264,7 +264,9 @@ def _first(mask: np.ndarray) -> tuple[int, int]:
 
 
 def apply_nan_policy(table: ScoreTable, file, policy: str, names: FieldNames) -> ScoreTable:
-    """``error``: a NaN score (or cost) is an error naming row and LLM; ``drop``: remove and note."""
+    """``error``: a NaN score (or cost) is an error naming row and LLM; ``drop``: remove the rows
+    and note; ``mask``: keep the rows, the cell is *missing* (score and cost both NaN, see
+    ``ScoreTable.observed``); rows with no observed LLM are removed and noted."""
     check_choice(policy, NAN_POLICIES, "nan_policy")
     nan_s = np.isnan(table.scores)
     nan_c = np.isnan(table.costs) if table.costs is not None else np.zeros_like(nan_s)
@@ -278,17 +280,39 @@ def apply_nan_policy(table: ScoreTable, file, policy: str, names: FieldNames) ->
         n = int(bad.any(axis=1).sum())
         raise DataError.at(
             table.sources[r], field=field,
-            msg=f"empty (NaN) {what} for LLM {m!r} ({n} of {len(table)} rows have one); fix the file "
-                "or drop such rows with the nan_policy drop (the count is reported): data.nan_policy=drop for "
-                "fit and a data config, --nan-policy drop for validate, test and add-llm",
+            msg=f"empty (NaN) {what} for LLM {m!r} ({n} of {len(table)} rows have one); fix the file, "
+                "drop such rows with the nan_policy drop (the count is reported), or keep them with the LLM "
+                "missing there with the nan_policy mask: data.nan_policy=drop|mask for fit and a data "
+                "config, --nan-policy drop|mask for validate, test and convert, --nan-policy drop for add-llm",
         )
+    what = "a NaN score" if not nan_c.any() else "a NaN score or cost"
+    if policy == "mask":
+        keep = ~bad.all(axis=1)
+        if not keep.any():
+            raise DataError.at(file, msg=f"all {len(table)} rows have no observed LLM (every score or cost NaN)")
+        table.scores = np.where(bad, np.float32(np.nan), table.scores).astype(np.float32)
+        if table.costs is not None:
+            table.costs = np.where(bad, np.float32(np.nan), table.costs).astype(np.float32)
+        out = table.select(keep) if not keep.all() else table
+        cells = int(bad[keep].sum())
+        out.notes.append(f"{file}: {cells} of {bad[keep].size} cells missing ({what}), masked (policy mask); "
+                         f"coverage {coverage_text(out)}")
+        if not keep.all():
+            out.notes.append(f"{file}: dropped {int((~keep).sum())} of {len(table)} rows with no observed LLM "
+                             "(policy mask)")
+        return out
     keep = ~bad.any(axis=1)
     if not keep.any():
         raise DataError.at(file, msg=f"all {len(table)} rows have a NaN score or cost; nothing left after dropping")
-    what = "a NaN score" if not nan_c.any() else "a NaN score or cost"
     out = table.select(keep)
     out.notes.append(f"{file}: dropped {int((~keep).sum())} of {len(table)} rows with {what} (policy drop)")
     return out
+
+
+def coverage_text(table: ScoreTable) -> str:
+    """``llm 97.5%, ...``: the share of rows on which each LLM was observed."""
+    cov = table.coverage()
+    return ", ".join(f"{m} {100 * cov[m]:.1f}%" for m in table.llms)
 
 
 def check_scores(table: ScoreTable, names: FieldNames) -> None:

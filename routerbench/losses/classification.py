@@ -24,7 +24,8 @@ def _check_matrix(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} contain NaN; drop or fill those rows before the loss")
 
 
-def best_llm_targets(credit: torch.Tensor, ties: str = "soft") -> tuple[torch.Tensor, torch.Tensor]:
+def best_llm_targets(credit: torch.Tensor, ties: str = "soft",
+                     observed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Target distribution over the best LLM(s) of each query, by credit, ties explicit.
 
     The best LLMs of a query are those whose credit equals the row's maximum (exact equality:
@@ -45,6 +46,8 @@ def best_llm_targets(credit: torch.Tensor, ties: str = "soft") -> tuple[torch.Te
     Args:
         credit: per-LLM credit [B, T] (no NaN).
         ties: ``soft``, ``skip`` or ``first``.
+        observed: optional bool [B, T], False on missing cells (``nan_policy: mask``): a missing
+            LLM is never a best LLM, and a row is all-zero when its observed LLMs all score 0.
 
     Returns:
         ``(target_probs [B, T], keep_mask [B] bool)``; kept rows sum to 1, dropped rows are
@@ -57,10 +60,11 @@ def best_llm_targets(credit: torch.Tensor, ties: str = "soft") -> tuple[torch.Te
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
     credit = credit.detach()
-    best = credit.max(dim=-1, keepdim=True).values
-    is_best = credit == best
-    n_best = is_best.sum(-1)
-    all_zero = (credit == 0).all(-1)
+    obs = torch.ones_like(credit, dtype=torch.bool) if observed is None else observed.bool()
+    best = credit.masked_fill(~obs, float("-inf")).max(dim=-1, keepdim=True).values
+    is_best = (credit == best) & obs
+    n_best = is_best.sum(-1).clamp(min=1)
+    all_zero = ((credit == 0) | ~obs).all(-1)
     if ties == "first":
         first = is_best.to(torch.int8).argmax(-1)  # argmax returns the first maximal index
         target = F.one_hot(first, credit.shape[1]).to(credit.dtype)

@@ -27,6 +27,7 @@ def sample_llm_contrastive(
     neg_max_score: float = 0.5,
     temperature: float = 1.0,
     reduction: str = "mean",
+    observed: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Sample-LLM contrastive loss, paper eq. (2).
 
@@ -68,6 +69,8 @@ def sample_llm_contrastive(
         temperature: logits are ``sim / temperature``.
         reduction: ``"mean"`` (official: mean over all queries), ``"sum"``, or ``"none"``
             (per-query losses [B]).
+        observed: optional bool [B, T], False on missing cells (``nan_policy: mask``): such an
+            LLM is neither a positive nor a negative of that query.
 
     Returns:
         The loss (scalar, or [B] with ``reduction="none"``).
@@ -89,10 +92,16 @@ def sample_llm_contrastive(
     scores = scores.to(sim.dtype)
     logits = sim / temperature
 
-    desc = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, : min(k_pos, t)]
-    asc = torch.sort(scores, dim=1, descending=False, stable=True).indices[:, : min(k_neg, t)]
-    pos_valid = scores.gather(1, desc) > 0  # [B, K+]
-    neg_valid = scores.gather(1, asc) <= neg_max_score  # [B, K-]
+    s_pos = s_neg = scores
+    if observed is not None:
+        if observed.shape != scores.shape:
+            raise ValueError(f"observed must be {tuple(scores.shape)}, got {tuple(observed.shape)}")
+        s_pos = scores.masked_fill(~observed.bool(), float("-inf"))  # never a positive (not > 0)
+        s_neg = scores.masked_fill(~observed.bool(), float("inf"))  # never a negative (> neg_max)
+    desc = torch.sort(s_pos, dim=1, descending=True, stable=True).indices[:, : min(k_pos, t)]
+    asc = torch.sort(s_neg, dim=1, descending=False, stable=True).indices[:, : min(k_neg, t)]
+    pos_valid = s_pos.gather(1, desc) > 0  # [B, K+]
+    neg_valid = s_neg.gather(1, asc) <= neg_max_score  # [B, K-]
     pos = logits.gather(1, desc)  # [B, K+]
     neg = logits.gather(1, asc).masked_fill(~neg_valid, float("-inf"))  # [B, K-]
 

@@ -41,8 +41,9 @@ def kl_to_normalized_scores(logits: torch.Tensor, scores: torch.Tensor, temperat
     return F.kl_div(torch.log_softmax(logits, dim=-1), target, reduction="batchmean", log_target=True)
 
 
-def bce_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Multi-label binary cross-entropy with logits, mean over all B x T entries.
+def bce_scores(logits: torch.Tensor, targets: torch.Tensor, observed: torch.Tensor | None = None) -> torch.Tensor:
+    """Multi-label binary cross-entropy with logits, mean over all B x T entries (over the
+    observed ones when ``observed`` [B, T] bool is given: missing cells, ``nan_policy: mask``).
 
     ::
 
@@ -61,4 +62,20 @@ def bce_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     _check_pair(logits, targets, "logits", "targets")
     if (targets < 0).any() or (targets > 1).any():
         raise ValueError("targets must lie in [0, 1] for BCE")
-    return F.binary_cross_entropy_with_logits(logits, targets.detach().to(logits.dtype))
+    if observed is None:
+        return F.binary_cross_entropy_with_logits(logits, targets.detach().to(logits.dtype))
+    w = observed.to(logits.dtype)
+    per = F.binary_cross_entropy_with_logits(logits, targets.detach().to(logits.dtype), reduction="none")
+    return (per * w).sum() / w.sum().clamp(min=1)
+
+
+MISSING_LOGIT = -1e4  # exp() of it is 0 in float32: a masked LLM takes no probability
+
+
+def mask_logits(logits: torch.Tensor, observed: torch.Tensor | None) -> torch.Tensor:
+    """Logits with the missing cells (``observed`` False, ``nan_policy: mask``) set to
+    ``MISSING_LOGIT``, so a softmax over them is a softmax over the observed LLMs only (a finite
+    fill, not -inf, so a zero target times its log-probability stays 0)."""
+    if observed is None:
+        return logits
+    return logits.masked_fill(~observed.bool(), MISSING_LOGIT)

@@ -12,19 +12,27 @@ from __future__ import annotations
 
 import torch
 
-from routerbench.metrics.routing import evaluate
+from routerbench.metrics.routing import evaluate, restrict_to_observed
 
 UPPER_BOUNDS = ("oracle",)  # no routing scores more; task_oracle reads test labels but is not a bound
 
 
 def task_mean_credit(credit, task, num_tasks) -> torch.Tensor:
     """Unweighted mean over tasks of each LLM's mean credit [T]."""
+    sums, counts = _observed_task_sums(credit, task, num_tasks)
+    seen = counts.sum(1) > 0
+    return (sums[seen] / counts[seen].clamp(min=1)).mean(0)
+
+
+def _observed_task_sums(credit, task, num_tasks):
+    """Per task and LLM: the sum of the observed credit and the number of observed cells [K, T]
+    (a NaN credit is a missing cell, ``nan_policy: mask``)."""
     credit = torch.as_tensor(credit, dtype=torch.float64)
     task = torch.as_tensor(task, dtype=torch.long)
-    sums = torch.zeros(num_tasks, credit.shape[1], dtype=torch.float64).index_add_(0, task, credit)
-    counts = torch.bincount(task, minlength=num_tasks).to(torch.float64)
-    seen = counts > 0
-    return (sums[seen] / counts[seen, None]).mean(0)
+    obs = ~torch.isnan(credit)
+    sums = torch.zeros(num_tasks, credit.shape[1], dtype=torch.float64).index_add_(0, task, credit.nan_to_num(0.0))
+    counts = torch.zeros_like(sums).index_add_(0, task, obs.to(torch.float64))
+    return sums, counts
 
 
 def best_single_llm(credit, task, num_tasks) -> int:
@@ -33,8 +41,9 @@ def best_single_llm(credit, task, num_tasks) -> int:
 
 
 def oracle_choice(credit, costs=None) -> torch.Tensor:
-    """Per-query best LLM; among ties the cheapest (if costs), else the lowest index."""
-    credit = torch.as_tensor(credit, dtype=torch.float64)
+    """Per-query best LLM (among the observed ones); among ties the cheapest (if costs), else the
+    lowest index."""
+    credit = torch.as_tensor(credit, dtype=torch.float64).nan_to_num(float("-inf"))  # missing: never best
     best = credit.max(1, keepdim=True).values
     tie = credit >= best - 1e-12
     if costs is None:
@@ -46,10 +55,11 @@ def oracle_choice(credit, costs=None) -> torch.Tensor:
 def task_oracle_choice(credit, task, num_tasks) -> torch.Tensor:
     """Per task, the LLM best on these very rows (chosen on test labels, not a router; not an upper
     bound: a router may split a task across LLMs)."""
-    credit = torch.as_tensor(credit, dtype=torch.float64)
-    task = torch.as_tensor(task, dtype=torch.long)
-    sums = torch.zeros(num_tasks, credit.shape[1], dtype=torch.float64).index_add_(0, task, credit)
-    return sums.argmax(1)[task]
+    sums, counts = _observed_task_sums(credit, task, num_tasks)
+    mean = (sums / counts.clamp(min=1)).masked_fill(counts == 0, float("-inf"))
+    choice = mean.argmax(1)[torch.as_tensor(task, dtype=torch.long)]
+    obs = ~torch.isnan(torch.as_tensor(credit, dtype=torch.float64))
+    return restrict_to_observed(choice, mean[torch.as_tensor(task, dtype=torch.long)].nan_to_num(0.0), obs)
 
 
 def baseline_choices(credit, task, num_tasks: int, llm_names, best_single: int, costs=None,
@@ -66,7 +76,8 @@ def baseline_choices(credit, task, num_tasks: int, llm_names, best_single: int, 
     out["best_single"] = out[llm_names[best_single]]
     for name, choice in (extra or {}).items():
         out[name] = torch.as_tensor(choice)
-    out["random"] = torch.full((n, t), 1.0 / t, dtype=torch.float64)
+    obs = (~torch.isnan(credit)).to(torch.float64)
+    out["random"] = obs / obs.sum(1, keepdim=True).clamp(min=1)  # uniform over the observed LLMs
     out["task_oracle"] = task_oracle_choice(credit, task, num_tasks)
     out["oracle"] = oracle_choice(credit, costs)
     return out
@@ -77,8 +88,10 @@ def per_query_credit(credit, choice) -> torch.Tensor:
     credit = torch.as_tensor(credit, dtype=torch.float64)
     choice = torch.as_tensor(choice)
     if choice.dim() == 2:
-        return (choice.to(torch.float64) * credit).sum(1)
-    return credit.gather(1, choice.long()[:, None])[:, 0]
+        p = choice.to(torch.float64)
+        out = (p * credit.nan_to_num(0.0)).sum(1)
+        return out.masked_fill(((p > 0) & torch.isnan(credit)).any(1), float("nan"))
+    return credit.gather(1, choice.long()[:, None])[:, 0]  # NaN where the chosen cell is missing
 
 
 def baseline_reports(credit, task, task_names, task_groups, llm_names, best_single: int, costs=None,

@@ -39,6 +39,9 @@ def resample_stats(values: dict[str, np.ndarray], task: np.ndarray, task_names: 
     names = list(values)
     task = np.asarray(task, dtype=np.int64)
     mat = np.stack([np.asarray(values[n], dtype=np.float64) for n in names])  # [S, N]
+    obs = ~np.isnan(mat)  # a NaN is a missing cell (nan_policy mask): left out of its system's means
+    sparse = not obs.all()
+    mat0 = np.where(obs, mat, 0.0)
     rng = np.random.default_rng(seed)
     per_task, counts = {}, {}
     for k, tname in enumerate(task_names):
@@ -49,9 +52,14 @@ def resample_stats(values: dict[str, np.ndarray], task: np.ndarray, task_names: 
         draws = rng.integers(0, n, size=(n_resamples, n))
         offsets = (draws + np.arange(n_resamples)[:, None] * n).ravel()
         weights = np.bincount(offsets, minlength=n_resamples * n).reshape(n_resamples, n).astype(np.float64)
-        per_task[tname] = 100.0 * (weights @ mat[:, rows].T) / n  # [B, S]
-        counts[tname] = n
-    total = sum(counts.values())
+        if sparse:
+            cnt = weights @ obs[:, rows].T.astype(np.float64)  # [B, S]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                per_task[tname] = 100.0 * (weights @ mat0[:, rows].T) / cnt
+            counts[tname] = cnt
+        else:
+            per_task[tname] = 100.0 * (weights @ mat[:, rows].T) / n  # [B, S]
+            counts[tname] = n
     out = {}
     for s, name in enumerate(names):
         tasks = {t: v[:, s] for t, v in per_task.items()}
@@ -60,7 +68,14 @@ def resample_stats(values: dict[str, np.ndarray], task: np.ndarray, task_names: 
             sel = [v for t, v in tasks.items() if task_groups.get(t) == group]
             return np.mean(sel, axis=0) if sel else None
 
-        pooled = sum(v * counts[t] for t, v in tasks.items()) / total if total else None
+        if sparse:
+            c = {t: counts[t][:, s] for t in tasks}
+            total = sum(c.values()) if c else 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                pooled = sum(np.nan_to_num(v) * c[t] for t, v in tasks.items()) / total if tasks else None
+        else:
+            total = sum(counts.values())
+            pooled = sum(v * counts[t] for t, v in tasks.items()) / total if total else None
         out[name] = {"tasks": tasks, "id_avg": mean("id"), "ood_avg": mean("ood"), "pooled_avg": pooled}
     return out
 
@@ -72,14 +87,16 @@ def point_stats(values: dict[str, np.ndarray], task: np.ndarray, task_names: lis
     out = {}
     for name, v in values.items():
         v = np.asarray(v, dtype=np.float64)
-        tasks = {t: 100.0 * float(v[task == k].mean()) for k, t in enumerate(task_names) if (task == k).any()}
+        seen = ~np.isnan(v)  # a NaN is a missing cell (nan_policy mask)
+        tasks = {t: 100.0 * float(v[(task == k) & seen].mean()) for k, t in enumerate(task_names)
+                 if ((task == k) & seen).any()}
 
         def mean(group, tasks=tasks):
             sel = [x for t, x in tasks.items() if task_groups.get(t) == group]
             return float(np.mean(sel)) if sel else None
 
         out[name] = {"tasks": tasks, "id_avg": mean("id"), "ood_avg": mean("ood"),
-                     "pooled_avg": 100.0 * float(v.mean()) if len(v) else None}
+                     "pooled_avg": 100.0 * float(v[seen].mean()) if seen.any() else None}
     return out
 
 
@@ -88,6 +105,10 @@ def interval(samples: np.ndarray | None, level: float = LEVEL) -> list[float] | 
     if samples is None:
         return None
     a = (1.0 - level) / 2.0
+    samples = np.asarray(samples, dtype=np.float64)
+    samples = samples[~np.isnan(samples)]  # a resample that drew no observed row of a sparse system
+    if not len(samples):
+        return None
     lo, hi = np.quantile(samples, [a, 1.0 - a])
     return [float(lo), float(hi)]
 

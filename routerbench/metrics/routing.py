@@ -20,21 +20,46 @@ def _as_probs(choice: torch.Tensor, num_llms: int) -> torch.Tensor:
 def per_task_sums(credit, choice, task, num_tasks, costs=None):
     """Per-task sums of routed credit, query counts, total cost and routed-LLM counts.
 
+    A NaN credit is a missing cell (``nan_policy: mask``): a query whose routing puts weight on a
+    missing cell is left out of every sum (a single LLM is scored on the queries it was observed
+    on); routers never choose one (``restrict_to_observed``).
+
     Returns:
         (credit_sum [K], count [K], cost_sum scalar, llm_counts [T]) as float64 tensors.
     """
     credit = torch.as_tensor(credit, dtype=torch.float64)
     probs = _as_probs(torch.as_tensor(choice), credit.shape[1]).to(credit.device)
     task = torch.as_tensor(task, dtype=torch.long, device=credit.device)
-    routed = (probs * credit).sum(1)
+    missing = torch.isnan(credit)
+    valid = ~((probs > 0) & missing).any(1)
+    routed = (probs * credit.nan_to_num(0.0)).sum(1) * valid
     credit_sum = torch.zeros(num_tasks, dtype=torch.float64, device=credit.device)
     count = torch.zeros_like(credit_sum)
     credit_sum.index_add_(0, task, routed)
-    count.index_add_(0, task, torch.ones_like(routed))
+    count.index_add_(0, task, valid.to(torch.float64))
     cost_sum = torch.zeros((), dtype=torch.float64, device=credit.device)
     if costs is not None:
-        cost_sum = (probs * torch.as_tensor(costs, dtype=torch.float64, device=credit.device)).sum()
-    return credit_sum, count, cost_sum, probs.sum(0)
+        c = torch.as_tensor(costs, dtype=torch.float64, device=credit.device).nan_to_num(0.0)
+        cost_sum = ((probs * c).sum(1) * valid).sum()
+    return credit_sum, count, cost_sum, (probs * valid[:, None]).sum(0)
+
+
+def restrict_to_observed(choice, confidences, observed):
+    """Choices [N] kept where the chosen LLM was observed for the query; elsewhere the most
+    confident observed LLM (``nan_policy: mask``: a router chooses among the LLMs that have a
+    score for the query). ``observed`` None or all True returns ``choice`` unchanged."""
+    if observed is None:
+        return choice
+    choice = torch.as_tensor(choice)
+    obs = torch.as_tensor(observed, dtype=torch.bool, device=choice.device)
+    if bool(obs.all()):
+        return choice
+    ok = obs.gather(1, choice.long()[:, None])[:, 0]
+    if bool(ok.all()):
+        return choice
+    conf = torch.as_tensor(confidences, device=choice.device).to(torch.float64)
+    fallback = conf.masked_fill(~obs, float("-inf")).argmax(-1)
+    return torch.where(ok, choice.long(), fallback).to(choice.dtype)
 
 
 def summarize_sums(credit_sum, count, cost_sum, llm_counts, task_names, task_groups, has_cost):

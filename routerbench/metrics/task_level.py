@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from routerbench.metrics.routing import restrict_to_observed
+
 MODES = ("hard", "soft")
 TIE_EPS = 1e-9
 
@@ -37,17 +39,33 @@ def task_utility_table(credit, task, num_tasks: int, costs=None, cost_lambda: fl
     util = credit if costs is None or not cost_lambda else credit - cost_lambda * torch.as_tensor(
         np.asarray(costs), dtype=torch.float64)
     task = torch.as_tensor(np.asarray(task), dtype=torch.long)
-    sums = torch.zeros(num_tasks, util.shape[1], dtype=torch.float64).index_add_(0, task, util)
-    counts = torch.bincount(task, minlength=num_tasks).to(torch.float64)
-    table = util.mean(0, keepdim=True).expand(num_tasks, -1).clone()
+    obs = ~torch.isnan(util)
+    if bool(obs.all()):
+        sums = torch.zeros(num_tasks, util.shape[1], dtype=torch.float64).index_add_(0, task, util)
+        counts = torch.bincount(task, minlength=num_tasks).to(torch.float64)
+        table = util.mean(0, keepdim=True).expand(num_tasks, -1).clone()
+        seen = counts > 0
+        table[seen] = sums[seen] / counts[seen, None]
+        return table
+    # missing cells (nan_policy mask): each mean is over the observed cells; an LLM never observed
+    # on a task gets its mean over all its observed rows, one never observed at all -1e6
+    u0 = util.nan_to_num(0.0)
+    sums = torch.zeros(num_tasks, util.shape[1], dtype=torch.float64).index_add_(0, task, u0)
+    counts = torch.zeros_like(sums).index_add_(0, task, obs.to(torch.float64))
+    n_all = obs.sum(0).to(torch.float64)
+    overall = torch.where(n_all > 0, u0.sum(0) / n_all.clamp(min=1), torch.full_like(n_all, -1e6))
+    table = overall[None, :].expand(num_tasks, -1).clone()
     seen = counts > 0
-    table[seen] = sums[seen] / counts[seen, None]
+    table[seen] = sums[seen] / counts[seen]
     return table
 
 
 def mean_costs_per_llm(costs) -> torch.Tensor | None:
     """Mean cost of each LLM [T] (the tie-breaker), or None without costs."""
-    return None if costs is None else torch.as_tensor(np.asarray(costs), dtype=torch.float64).mean(0)
+    if costs is None:
+        return None
+    c = torch.as_tensor(np.asarray(costs), dtype=torch.float64)
+    return c.nanmean(0).nan_to_num(0.0)  # over the observed cells (nan_policy mask)
 
 
 def argmax_ties(util: torch.Tensor, tiebreak: torch.Tensor | None = None) -> torch.Tensor:
@@ -130,9 +148,14 @@ class TaskLevel:
     val_avg: dict
     val_task_accuracy: float | None
 
-    def choice(self, features) -> np.ndarray:
-        """Chosen LLM index per row of ``features`` [n, D]."""
-        return task_level_choice(torch.as_tensor(self.proba(features)), self.table, self.mode, self.tiebreak).numpy()
+    def choice(self, features, observed=None) -> np.ndarray:
+        """Chosen LLM index per row of ``features`` [n, D]; with ``observed`` [n, T] (missing
+        cells, ``nan_policy: mask``) the best observed LLM where the choice is missing."""
+        p = torch.as_tensor(self.proba(features))
+        choice = task_level_choice(p, self.table, self.mode, self.tiebreak)
+        if observed is not None:
+            choice = restrict_to_observed(choice, task_level_scores(p, self.table, self.mode), observed)
+        return choice.numpy()
 
     def scores(self, features) -> np.ndarray:
         """Expected utility of each LLM [n, T] (``task_level_scores`` under the chosen mode)."""
@@ -162,7 +185,8 @@ def fit_task_level(train_features, train_task, fit_credit, fit_task, task_names:
         acc = float((pv.argmax(-1).numpy() == val_task).mean())
         groups = task_groups or {t: "id" for t in task_names}
         for m in modes:
-            choice = task_level_choice(pv, table, m, tiebreak)
+            choice = restrict_to_observed(task_level_choice(pv, table, m, tiebreak),
+                                          task_level_scores(pv, table, m), ~np.isnan(np.asarray(val_credit)))
             val_avg[m] = evaluate(np.asarray(val_credit, dtype=np.float64), choice, val_task, task_names, groups)["avg"]
         mode = max(modes, key=lambda m: (val_avg[m], m == "hard"))
     return TaskLevel(proba, table, tiebreak, mode, val_avg, acc)
@@ -189,4 +213,4 @@ def task_level_baseline(features: np.ndarray, credit, task, task_names: list[str
     tl = fit_task_level(features[train_u], task[train_u], credit[fit_rows], task[fit_rows], task_names,
                         features[val_rows], credit[val_rows], task[val_rows], task_groups,
                         None if costs is None else np.asarray(costs)[fit_rows], seed)
-    return {"choice": tl.choice(features[rows]), **tl.summary()}
+    return {"choice": tl.choice(features[rows], ~np.isnan(credit[rows])), **tl.summary()}

@@ -71,7 +71,7 @@ def task_level_for_run(table: ScoreTable, features, train_rows, val_rows, test_r
     if features is None or not len(test_rows) or not len(train_rows):
         return None
     feats = np.asarray(features.numpy() if hasattr(features, "numpy") else features, dtype=np.float64)
-    credit = np.nan_to_num(table.credit())
+    credit = table.credit()  # NaN where a cell is missing (nan_policy mask)
     groups = {t: ("ood" if r == "test_ood" else "id") for t, r in table.task_roles().items()}
     return task_level_baseline(feats, credit, table.task_index, table.task_names, groups, train_rows, val_rows,
                                test_rows, costs=table.costs, seed=seed)
@@ -87,7 +87,7 @@ def add_intervals(metrics: dict, table: ScoreTable, test_rows: np.ndarray, choic
     credit in ``metrics["_per_query"]`` (``write_run_files`` saves it as test_credit.npz, which
     study tables pool over seeds). Returns ``metrics``, changed in place."""
     sub = table.select(test_rows)
-    credit = np.nan_to_num(sub.credit())
+    credit = sub.credit()  # NaN where a cell is missing: a single LLM's mean is over its observed rows
     values = {"router": per_query_credit(credit, choice).numpy()}
     values.update({k: per_query_credit(credit, c).numpy() for k, c in choices.items()})
     metrics["_per_query"] = {"task": np.asarray(sub.task_index), "task_names": list(sub.task_names),
@@ -131,9 +131,19 @@ def build_report(router, dm, table: ScoreTable, predict, extra: dict | None = No
         add_intervals(metrics, table, test_rows, choice, choices, int(b.get("n_resamples", DEFAULT_RESAMPLES)),
                       int(b.get("seed", 0)))
     metrics["notes"] = list(table.notes)
+    add_coverage(metrics, table.select(test_rows) if len(test_rows) else table)
     if "cluster_stability" in router.meta:  # k-means routing: train-vs-val agreement
         metrics["cluster_stability"] = router.meta["cluster_stability"]
     metrics.update(extra or {})
+    return metrics
+
+
+def add_coverage(metrics: dict, table: ScoreTable) -> dict:
+    """With missing cells (``nan_policy: mask``): ``metrics["coverage"]``, the share of the rows
+    (the test rows of a report) on which each LLM was observed; a single LLM's score is its mean
+    over those rows only. Returns ``metrics``, changed in place."""
+    if table.has_missing:
+        metrics["coverage"] = {m: round(v, 4) for m, v in table.coverage().items()}
     return metrics
 
 
@@ -147,7 +157,12 @@ def _git(*args) -> str | None:
 
 
 def file_sha256(path: Path) -> str:
+    """SHA-256 of a file; of a folder (lm-eval logs), of its files' relative paths and hashes."""
     h = hashlib.sha256()
+    if Path(path).is_dir():
+        for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+            h.update(f"{f.relative_to(path)}\0{file_sha256(f)}\n".encode())
+        return h.hexdigest()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)

@@ -142,6 +142,12 @@ def results_markdown(metrics: dict, title: str) -> str:
     parts.append("| all | " + " | ".join(f"{metrics['routed'][m]:.2f}" for m in llms) + " |")
     if metrics.get("val"):
         parts += ["", f"Validation: avg {metrics['val']['avg']:.2f} over {metrics['val']['n']} queries."]
+    if metrics.get("coverage"):
+        parts += ["", "Coverage (missing cells, nan_policy mask): the share of test rows on which each LLM was "
+                  "observed; a single LLM's score is over those rows only, and the router chose among the "
+                  "observed LLMs of each row.", "",
+                  "| LLM | coverage |", "|---|---|"]
+        parts += [f"| {m} | {100 * v:.1f}% |" for m, v in metrics["coverage"].items()]
     if metrics.get("notes"):
         parts += ["", "Notes:"] + [f"- {n}" for n in metrics["notes"]]
     return "\n".join(parts) + "\n"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from lightning import LightningModule
 
-from routerbench.metrics.routing import RoutedScore
+from routerbench.metrics.routing import RoutedScore, restrict_to_observed
 from routerbench.routers.policies import build_policy
 
 
@@ -53,6 +53,9 @@ class BaseRouter(LightningModule):
     """
 
     fits_in_one_process = False  # True: fitted once without gradients, DDP settings run one process
+    # True: the router's losses and fitting ignore missing cells (batch["observed"], nan_policy
+    # mask); a router left False refuses data with missing cells instead of learning from zeros
+    handles_missing = False
 
     def __init__(
         self,
@@ -143,7 +146,7 @@ class BaseRouter(LightningModule):
             for name, value in losses.items():
                 self.log(f"{stage}/{name}", value, batch_size=bs, sync_dist=sync)
             self.log(f"{stage}/loss", loss, batch_size=bs, sync_dist=sync, prog_bar=stage == "train")
-        choice = self.route(out)
+        choice = restrict_to_observed(self.route(out), self.confidences(out), batch.get("observed"))
         routed = batch["credit"].gather(1, choice[:, None]).mean()
         self.log(f"{stage}/routed_credit", routed, batch_size=bs, sync_dist=sync)
         if stage == "val":

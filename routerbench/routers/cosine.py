@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from routerbench.losses.classification import TIES, best_llm_targets, soft_cross_entropy
+from routerbench.losses.distribution import mask_logits
 from routerbench.routers.base import BaseRouter
 from routerbench.routers.heads import make_head
 
@@ -49,6 +50,8 @@ class CosineClassifier(BaseRouter):
         dropout: dropout in the projection head.
         **kwargs: ``BaseRouter`` arguments.
     """
+
+    handles_missing = True  # missing cells (nan_policy mask) are left out of its loss / means
 
     def __init__(
         self,
@@ -83,5 +86,6 @@ class CosineClassifier(BaseRouter):
         return {"cos": cos, "logits": cos * self.log_scale.exp()}
 
     def compute_losses(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
-        target, keep = best_llm_targets(batch["credit"], ties=self.hparams.ties)
-        return {"ce_loss": soft_cross_entropy(out["logits"], target, keep)}
+        obs = batch.get("observed")
+        target, keep = best_llm_targets(batch["credit"], ties=self.hparams.ties, observed=obs)
+        return {"ce_loss": soft_cross_entropy(mask_logits(out["logits"], obs), target, keep)}

@@ -61,6 +61,8 @@ class KMeansRouter(NonparametricRouter):
         **kwargs: ``NonparametricRouter`` arguments.
     """
 
+    handles_missing = True  # missing cells (nan_policy mask) are left out of its loss / means
+
     def __init__(self, n_clusters: int = 20, metric: str = "euclidean", seed: int = 42, **kwargs):
         if not isinstance(n_clusters, int) or isinstance(n_clusters, bool) or n_clusters < 1:
             raise ValueError(f"router.n_clusters must be a positive integer, got {n_clusters!r}")
@@ -84,7 +86,7 @@ class KMeansRouter(NonparametricRouter):
 
     def fit_from_data(self, datamodule) -> None:
         rows = torch.as_tensor(datamodule.train_rows, dtype=torch.long)
-        x, credit = self.features(datamodule, rows), datamodule.credit[rows]
+        x, credit = self.features(datamodule, rows), self.credit(datamodule, rows)
         ids = cluster_queries(
             self._space(x).double().numpy(), int(self.hparams.n_clusters), seed=int(self.hparams.seed)
         )
@@ -94,7 +96,7 @@ class KMeansRouter(NonparametricRouter):
         val = torch.as_tensor(datamodule.val_rows, dtype=torch.long)
         if len(val):
             val_ids = self.assign(self.features(datamodule, val).to(self.centroids.device)).cpu()
-            st = cluster_stability(ids, credit.numpy(), val_ids.numpy(), datamodule.credit[val].numpy())
+            st = cluster_stability(ids, credit.nan_to_num(0.0).numpy(), val_ids.numpy(), datamodule.credit[val].numpy())
             st["llm_names"] = list(self.hparams.llm_names or [])
             self.stability = st
             self.meta["cluster_stability"] = st
@@ -120,9 +122,11 @@ class KMeansRouter(NonparametricRouter):
             )
         size = torch.bincount(ids, minlength=K)
         cent = torch.zeros(K, x.shape[1], dtype=torch.float64).index_add_(0, ids, x.double())
-        mean_credit = torch.zeros(K, T, dtype=torch.float64).index_add_(0, ids, credit.double())
+        obs = ~torch.isnan(credit)  # missing cells (nan_policy mask): each mean is over the observed ones
+        mean_credit = torch.zeros(K, T, dtype=torch.float64).index_add_(0, ids, credit.nan_to_num(0.0).double())
+        n_obs = torch.zeros(K, T, dtype=torch.float64).index_add_(0, ids, obs.double())
         denom = size.clamp_min(1)[:, None].double()
-        cent, mean_credit = (cent / denom).float(), (mean_credit / denom).float()
+        cent, mean_credit = (cent / denom).float(), (mean_credit / n_obs.clamp_min(1)).float()
         prio = llm_priority(credit)
         dev = self.centroids.device
         self.centroids = cent.to(dev)

@@ -51,6 +51,8 @@ class KNNRouter(NonparametricRouter):
         **kwargs: ``NonparametricRouter`` arguments.
     """
 
+    handles_missing = True  # missing cells (nan_policy mask) are left out of its loss / means
+
     data_sized = ("train_x", "train_credit")
 
     def __init__(self, k: int = 10, weighting: str = "uniform", **kwargs):
@@ -71,7 +73,7 @@ class KNNRouter(NonparametricRouter):
         rows = torch.as_tensor(datamodule.train_rows, dtype=torch.long)
         if len(rows) == 0:
             raise ValueError("KNNRouter: the data has no training rows")
-        self.set_index(self.features(datamodule, rows), datamodule.credit[rows])
+        self.set_index(self.features(datamodule, rows), self.credit(datamodule, rows))
         if self.hparams.k > len(rows):
             log.warning("KNNRouter: k=%d > %d training queries; using k=%d",
                         self.hparams.k, len(rows), len(rows))
@@ -104,7 +106,12 @@ class KNNRouter(NonparametricRouter):
             w = 1.0 / (1.0 - s + 1e-6).clamp_min(1e-6)
         else:
             w = torch.ones_like(s)
-        conf = (w[:, :, None] * self.train_credit[idx]).sum(1) / w.sum(1, keepdim=True)  # [B, T]
+        c = self.train_credit[idx]  # [B, k, T]; NaN on missing cells (nan_policy mask)
+        if torch.isnan(c).any():  # the mean over the neighbours that observed the LLM (0 if none did)
+            wo = w[:, :, None] * ~torch.isnan(c)
+            conf = (wo * c.nan_to_num(0.0)).sum(1) / wo.sum(1).clamp_min(1e-12)
+        else:
+            conf = (w[:, :, None] * c).sum(1) / w.sum(1, keepdim=True)  # [B, T]
         return {"logits": conf, "probs": conf}
 
     def own_choice(self, out: dict) -> torch.Tensor:

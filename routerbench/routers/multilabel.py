@@ -79,6 +79,8 @@ class MultiLabelRouter(BaseRouter):
         **kwargs: ``BaseRouter`` arguments (``policy`` chooses the read-out; default argmax).
     """
 
+    handles_missing = True  # missing cells (nan_policy mask) are left out of its loss / means
+
     def __init__(self, hidden_dim: int = 256, dropout: float = 0.1, labels: str = "credit",
                  label_threshold: float = 0.5, onboard_ridge: float = 1.0, onboard_basis: str = "features",
                  **kwargs):
@@ -99,7 +101,7 @@ class MultiLabelRouter(BaseRouter):
     def compute_losses(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
         h = self.hparams
         target = multilabel_targets(batch["credit"], h.labels, h.label_threshold)
-        return {"bce_loss": bce_scores(out["logits"], target)}
+        return {"bce_loss": bce_scores(out["logits"], target, batch.get("observed"))}
 
     @torch.no_grad()
     def add_llms(self, names, new_credit, old_credit, task, new_cost, probe_x=None, probe_texts=None,

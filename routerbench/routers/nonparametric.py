@@ -44,7 +44,8 @@ def llm_priority(train_credit: torch.Tensor) -> torch.Tensor:
         float tensor [T] with distinct values: ``T - rank`` where rank 0 is the LLM of highest
         mean credit (equal means: lower column index ranks first).
     """
-    mean = train_credit.double().mean(0) if len(train_credit) else torch.zeros(train_credit.shape[1])
+    mean = (train_credit.double().nanmean(0).nan_to_num(0.0) if len(train_credit)
+            else torch.zeros(train_credit.shape[1]))
     # stable sort keeps column order among equal means
     order = torch.sort(-mean.round(decimals=9), stable=True).indices
     prio = torch.empty(len(mean), dtype=torch.float32)
@@ -96,6 +97,18 @@ class NonparametricRouter(BaseRouter):
         if datamodule.features is None:
             raise ValueError(f"{type(self).__name__} needs cached embeddings (datamodule.features is None)")
         return datamodule.features[torch.as_tensor(rows, dtype=torch.long)]
+
+    @staticmethod
+    def credit(datamodule, rows) -> torch.Tensor:
+        """The training credit of ``rows`` [n, T], NaN on missing cells (``nan_policy: mask``)."""
+        get = getattr(datamodule, "credit_with_missing", None)
+        return get(rows) if get is not None else datamodule.credit[rows]
+
+    @staticmethod
+    def costs(datamodule, rows) -> torch.Tensor:
+        """The costs of ``rows`` [n, T], NaN on missing cells."""
+        get = getattr(datamodule, "costs_with_missing", None)
+        return get(rows) if get is not None else datamodule.costs[rows]
 
     # ---- the fit loop: no loss, one validation ----------------------------------------------
     def compute_losses(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:

@@ -57,6 +57,8 @@ class RouterDC(BaseRouter):
         **kwargs: ``BaseRouter`` arguments.
     """
 
+    handles_missing = True  # missing cells (nan_policy mask) are left out of its loss / means
+
     def __init__(
         self,
         k_pos: int = 3,
@@ -118,7 +120,7 @@ class RouterDC(BaseRouter):
         losses = {
             "sample_llm_loss": sample_llm_contrastive(
                 out["sim"], target, k_pos=h.k_pos, k_neg=h.k_neg,
-                neg_max_score=h.neg_max_score, temperature=h.temperature,
+                neg_max_score=h.neg_max_score, temperature=h.temperature, observed=batch.get("observed"),
             )
         }
         if h.lam:

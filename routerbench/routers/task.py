@@ -61,6 +61,8 @@ class TaskRouter(NonparametricRouter):
         **kwargs: ``NonparametricRouter`` arguments.
     """
 
+    handles_missing = True  # missing cells (nan_policy mask) are left out of its loss / means
+
     def __init__(self, mode: str = "soft", cost_lambda: float = 0.0, hidden_dim: int = 0,
                  dropout: float = 0.0, credit_rows: str = "train_val", c: float = 1.0, **kwargs) -> None:
         if hidden_dim:
@@ -94,13 +96,13 @@ class TaskRouter(NonparametricRouter):
         if self.hparams.credit_rows == "train_val":
             rows = np.concatenate([rows, np.asarray(datamodule.val_rows, dtype=np.int64)])
         rows = np.unique(rows)  # each row once (samples_per_task may repeat rows)
-        credit, task = datamodule.credit[rows], datamodule.task[rows]
+        credit, task = self.credit(datamodule, rows), datamodule.task[rows]
         k = self.task_credit.shape[0]
         self.task_credit.copy_(task_utility_table(credit, task, k))
         if datamodule.table.costs is not None:
-            costs = datamodule.costs[rows]
+            costs = self.costs(datamodule, rows)
             self.task_cost.copy_(task_utility_table(costs, task, k))
-            self.llm_cost.copy_(torch.as_tensor(costs, dtype=torch.float64).mean(0))
+            self.llm_cost.copy_(torch.as_tensor(costs, dtype=torch.float64).nanmean(0).nan_to_num(0.0))
             self.has_costs.fill_(True)
 
     def fit_classifier(self, x: np.ndarray, task: np.ndarray) -> None:

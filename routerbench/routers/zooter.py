@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 
 from routerbench.losses.classification import kl_to_distribution, sum_normalize
-from routerbench.losses.distribution import kl_to_normalized_scores
+from routerbench.losses.distribution import kl_to_normalized_scores, mask_logits
 from routerbench.routers.base import BaseRouter
 from routerbench.routers.heads import make_head
 
@@ -44,6 +44,8 @@ class ZOOTER(BaseRouter):
         target: ``credit`` (scores under the task rule) or ``score`` (raw scores).
         **kwargs: ``BaseRouter`` arguments.
     """
+
+    handles_missing = True  # missing cells (nan_policy mask) are left out of its loss / means
 
     def __init__(
         self,
@@ -72,8 +74,15 @@ class ZOOTER(BaseRouter):
     def compute_losses(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
         h = self.hparams
         s = batch["credit"] if h.target == "credit" else batch["scores"]
+        obs = batch.get("observed")  # missing cells (nan_policy mask): both distributions over the observed LLMs
+        logits = mask_logits(out["logits"], obs)
         if h.normalize == "softmax":
-            kl = kl_to_normalized_scores(out["logits"], s, temperature=h.temperature)
+            kl = kl_to_normalized_scores(logits, mask_logits(s / h.temperature, obs) * h.temperature,
+                                         temperature=h.temperature)
         else:
-            kl = kl_to_distribution(out["logits"], sum_normalize(s))
+            q = sum_normalize(s)
+            if obs is not None:  # an all-zero row: uniform over its observed LLMs
+                o = obs.to(q.dtype)
+                q = torch.where(s.sum(-1, keepdim=True) > 0, q, o / o.sum(-1, keepdim=True).clamp_min(1))
+            kl = kl_to_distribution(logits, q)
         return {"kl_loss": kl}

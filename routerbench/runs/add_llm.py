@@ -137,17 +137,9 @@ def add_llm(ckpt, probe, llms: list[str] | None = None, output: str | Path | Non
 
 def routers_taking_new_llms() -> list[str]:
     """The ``router=`` options whose router class takes new LLMs (``BaseRouter.takes_new_llms``)."""
-    from routerbench.config import _import, group_options, load_option
-    from routerbench.paths import config_root
+    from routerbench.config import router_options_where
 
-    names = []
-    for name in group_options(config_root(), "router"):
-        try:
-            if _import(str(load_option(config_root(), "router", name)._target_)).takes_new_llms():
-                names.append(f"router={name}")
-        except Exception:  # a broken option is reported when it is used, not here
-            continue
-    return names
+    return router_options_where(lambda cls: cls.takes_new_llms())
 
 
 def _new_costs(probe: ScoreTable, names, cost, where) -> np.ndarray | None:

@@ -105,7 +105,7 @@ class Run:
         feats = np.asarray(self.features(fit_rows), dtype=np.float64)
         at = {r: i for i, r in enumerate(fit_rows)}
         f_train, f_val = feats[[at[r] for r in train]], feats[[at[r] for r in val]]
-        credit = np.nan_to_num(t.credit()).astype(np.float64)
+        credit = t.credit().astype(np.float64)  # NaN: missing cells (nan_policy mask)
         task = np.asarray(t.task_index, dtype=np.int64)
         groups = {k: ("ood" if r == "test_ood" else "id") for k, r in t.task_roles().items()}
         return fit_task_level(f_train, task[train], credit[fit_rows], task[fit_rows], t.task_names, f_val,

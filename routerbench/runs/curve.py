@@ -247,6 +247,9 @@ def checkpoint_data(ckpt, prices: dict | None = None, task_level: bool = False):
     val, test = run.rows("val"), run.rows("test_id", "test_ood")
     if not len(val) or not len(test):
         raise DataError(f"{ckpt}: the curve needs validation and test rows (found {len(val)} and {len(test)})")
+    if table.has_missing:
+        raise DataError(f"{ckpt}: the cost-quality curve needs every LLM scored on every row; this run's data "
+                        "has missing cells (nan_policy mask), which the curve does not handle yet")
     own, conf = run.route(np.concatenate([val, test]))
     credit = np.nan_to_num(table.credit().astype(np.float64))
     tidx = table.task_index

@@ -23,6 +23,7 @@ from routerbench.data.datamodule import RouterDataModule
 from routerbench.data.prepare import Prepared, baseline_features, prepare
 from routerbench.errors import ConfigError, FitInterrupted
 from routerbench.metrics.baselines import best_single_llm
+from routerbench.metrics.routing import restrict_to_observed
 from routerbench.reporting.run import build_report, write_run_files
 from routerbench.routers.base import BaseRouter
 from routerbench.runs import state as run_state
@@ -210,6 +211,26 @@ def build_router(cfg, prep: Prepared, dm_probe: RouterDataModule | None = None) 
     return router
 
 
+def check_missing_cells(cfg, table, router: BaseRouter) -> None:
+    """Data with missing cells (``nan_policy: mask``) needs a router that leaves them out of its
+    loss (``handles_missing``), and no fitted policy (policies are fitted on dense validation
+    credit). Raises ConfigError naming the routers that can."""
+    if not table.has_missing:
+        return
+    if not router.handles_missing:
+        from routerbench.config import router_options_where
+
+        ok = router_options_where(lambda cls: getattr(cls, "handles_missing", False))
+        raise ConfigError(
+            f"data {cfg.data.name} has missing cells ({100 * float((~table.observed()).mean()):.1f}% of them, "
+            "nan_policy mask); "
+            f"router {cfg.choices.router} ({type(router).__name__}) cannot leave them out of its training. "
+            f"Routers that can: {', '.join(ok)}; or use data.nan_policy=drop")
+    if router.policy is not None and router.policy.needs_fit:
+        raise ConfigError(f"router.policy {router.policy.name} is fitted on validation credit, which has missing "
+                          "cells here (nan_policy mask); leave the policy out or use data.nan_policy=drop")
+
+
 def make_datamodule(cfg, prep: Prepared, router: BaseRouter) -> RouterDataModule:
     tok = router.text_encoder.tokenize if router.text_encoder is not None else None
     return RouterDataModule(
@@ -227,8 +248,9 @@ def predict(router: BaseRouter, dm: RouterDataModule, rows: np.ndarray) -> tuple
     for batch in dm.loader(rows):
         batch = {k: v.to(router.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         out = router(batch)
-        choices.append(router.route(out).cpu())
-        probs.append(router.confidences(out).cpu())
+        conf = router.confidences(out)
+        choices.append(restrict_to_observed(router.route(out), conf, batch.get("observed")).cpu())
+        probs.append(conf.cpu())
     if not choices:
         return np.zeros(0, dtype=np.int64), np.zeros((0, dm.num_llms), dtype=np.float32)
     return torch.cat(choices).numpy(), torch.cat(probs).float().numpy()
@@ -323,6 +345,7 @@ def _fit(cfg, run_dir: Path, resume, before_training=lambda: None) -> dict | Non
     ``before_training`` is called right before ``trainer.fit``)."""
     prep = prepare(cfg, need_features=not cfg.router.get("text_encoder"))
     router = build_router(cfg, prep)
+    check_missing_cells(cfg, prep.table, router)
     if router.policy is not None and router.policy.needs_costs and prep.table.costs is None:
         raise ConfigError(f"router.policy {router.policy.name} needs per-LLM costs, and data {cfg.data.name} has none")
     dm = make_datamodule(cfg, prep, router)

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from omegaconf import OmegaConf
 
 from routerbench.api import load_router, run_folder
@@ -14,7 +15,8 @@ from routerbench.errors import DataError
 from routerbench.data.table import ScoreTable
 from routerbench.metrics.baselines import baseline_choices
 from routerbench.metrics.bootstrap import DEFAULT_RESAMPLES
-from routerbench.reporting.run import add_intervals, evaluate_rows, routed_per_task, test_baselines, write_run_files
+from routerbench.metrics.routing import restrict_to_observed
+from routerbench.reporting.run import add_coverage, add_intervals, evaluate_rows, routed_per_task, test_baselines, write_run_files
 
 log = logging.getLogger("routerbench.runs.test")
 
@@ -208,15 +210,16 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
     sub = table.select(rows)
     progress = bool(cfg.get("progress", True))
     feats = router.encode(sub.texts, progress)  # the run's cache: the frozen features, the router's and task_level's
-    choice = (router.route_features(feats) if router.model.text_encoder is None
-              else router.route_texts(sub.texts, progress=progress))[0]
+    choice, conf = (router.route_features(feats) if router.model.text_encoder is None
+                    else router.route_texts(sub.texts, progress=progress))
+    choice = restrict_to_observed(torch.as_tensor(choice), conf, sub.observed()).numpy()
     metrics = {"router": type(router.model).__name__, "checkpoint": str(ckpt)}
     all_rows = np.arange(len(sub))
     metrics.update(evaluate_rows(sub, all_rows, choice))
     metrics["routed_per_task"] = routed_per_task(sub, all_rows, choice)
     best = int(meta.get("best_single", 0))
     notes = list(table.notes)
-    tl, tl_choice = _task_level(ckpt, own, feats, notes)
+    tl, tl_choice = _task_level(ckpt, own, feats, notes, sub.observed())
     extra = {"task_level": tl_choice} if tl is not None else None
     choices = baseline_choices(sub.credit(), sub.task_index, len(sub.task_names), table.llms, best, sub.costs, extra)
     metrics["baselines"] = test_baselines(sub, all_rows, best, choices=choices)
@@ -226,12 +229,13 @@ def test_checkpoint(ckpt, files=(), task=None, role="test_id", rule=None, nan_po
     add_intervals(metrics, sub, all_rows, choice, choices, int(b.get("n_resamples", DEFAULT_RESAMPLES)),
                   int(b.get("seed", 0)))
     metrics["notes"] = notes
+    add_coverage(metrics, sub)
     out = Path(output_dir) if output_dir else run_folder(ckpt) / f"test-{time.strftime('%Y%m%d-%H%M%S')}"
     write_run_files(out, cfg, metrics, sub)
     return metrics, out
 
 
-def _task_level(ckpt, own, feats, notes: list[str]):
+def _task_level(ckpt, own, feats, notes: list[str], observed=None):
     """The ``task_level`` baseline for ``routerbench test``: fitted on the checkpoint's own run
     (``own``, else loaded from the checkpoint's data config) as its report fitted it, and applied
     to ``feats``, the checkpoint's frozen encoder features of the rows tested. ``(TaskLevel,
@@ -250,4 +254,4 @@ def _task_level(ckpt, own, feats, notes: list[str]):
         log.warning(msg)
         notes.append(msg)
         return None, None
-    return tl, tl.choice(feats)
+    return tl, tl.choice(feats, observed)

@@ -2,7 +2,7 @@
 
 Formats (``fmt``): ``routerdc`` (RouterDC JSON list), ``routerbench`` (RouterBench CSV),
 ``routerbench_pickle`` (the same frame pickled with pandas), ``jsonl`` and ``csv`` (the generic
-formats). ``auto`` picks by extension: ``.json`` -> routerdc, ``.jsonl`` -> jsonl, ``.csv`` ->
+formats), ``lm-eval`` (lm-evaluation-harness ``--log_samples`` folders; a folder path). ``auto`` picks by extension: ``.json`` -> routerdc, ``.jsonl`` -> jsonl, ``.csv`` ->
 routerbench when the header has RouterBench's columns, else csv, ``.pkl``/``.pickle`` ->
 routerbench_pickle. See ``docs/data.md``.
 """
@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple
 
 from routerbench.data import validate as V
 from routerbench.errors import DataError
-from routerbench.data.formats import generic, routerbench_csv, routerdc_json
+from routerbench.data.formats import generic, lm_eval, routerbench_csv, routerdc_json
 from routerbench.data.table import ROLES, ScoreTable
 
 
@@ -34,7 +34,13 @@ READERS: dict[str, Reader] = {
     "routerbench_pickle": Reader(routerbench_csv.read_routerbench_pickle, routerbench_csv.NAMES, "binary"),
     "jsonl": Reader(generic.read_jsonl, generic.JSONL_NAMES, None),
     "csv": Reader(generic.read_generic_csv, generic.CSV_NAMES, None),
+    "lm-eval": Reader(lm_eval.read_lm_eval, lm_eval.NAMES, None),
 }
+# format -> the reader options a data config's ``options`` (or ``routerbench convert``) may give
+OPTIONS: dict[str, tuple[str, ...]] = {
+    "lm-eval": ("metric", "score", "text_field", "filter", "tasks"),
+}
+NEEDS_NAN_POLICY = ("lm-eval",)  # readers that report a missing cell themselves (naming the model)
 FORMATS = ("auto", *READERS)
 _EXT = {".json": "routerdc", ".jsonl": "jsonl", ".pkl": "routerbench_pickle", ".pickle": "routerbench_pickle"}
 NO_RULE = "multi_attempt"
@@ -43,6 +49,11 @@ NO_RULE = "multi_attempt"
 def detect_format(path) -> str:
     """The format of ``path`` from its extension (and, for ``.csv``, its header line)."""
     p = Path(path)
+    if p.is_dir():
+        if not any(p.rglob("samples_*.jsonl")):
+            raise DataError.at(p, msg="is a folder, not a score file (nor lm-evaluation-harness logs: no "
+                                      "samples_<task>_<date>.jsonl below it)")
+        return "lm-eval"
     ext = p.suffix.lower()
     if ext in _EXT:
         return _EXT[ext]
@@ -65,7 +76,7 @@ def detect_format(path) -> str:
 
 
 def read_file(path, *, task: str | None = None, role: str = "train", rule: str | None = None,
-              fmt: str = "auto", nan_policy: str = "error", ignore_columns=()) -> ScoreTable:
+              fmt: str = "auto", nan_policy: str = "error", ignore_columns=(), options: dict | None = None) -> ScoreTable:
     """Read one score file into a checked ScoreTable.
 
     Args:
@@ -78,10 +89,12 @@ def read_file(path, *, task: str | None = None, role: str = "train", rule: str |
             (credit = score, scores checked to lie in [0, 1]) and a note says so: fine for
             ``routerbench validate``, but a data config should always name the rule.
         fmt: ``auto`` or one of ``READERS``.
-        nan_policy: ``error`` (a NaN score is an error naming row and LLM) or ``drop``
-            (such rows are removed and ``table.notes`` says how many).
+        nan_policy: ``error`` (a NaN score is an error naming row and LLM), ``drop`` (such
+            rows are removed and ``table.notes`` says how many) or ``mask`` (the cell is missing:
+            the LLM has no score for that query; ``ScoreTable.observed``).
         ignore_columns: columns of a RouterBench table to leave out (e.g. a numeric column
             without a cost column beside LLMs that have one, which is otherwise an error).
+        options: the format's own reader options (``OPTIONS``; e.g. lm-eval's ``metric``).
 
     Raises:
         DataError: naming the file, the row and the field of the first problem found.
@@ -94,12 +107,19 @@ def read_file(path, *, task: str | None = None, role: str = "train", rule: str |
     if fmt == "auto":
         fmt = detect_format(path)
     reader = READERS[fmt]
+    kwargs: dict = {}
     if ignore_columns:
         if fmt not in ("routerbench", "routerbench_pickle"):
             raise DataError.at(path, field="ignore_columns", msg=f"applies to RouterBench tables only, not {fmt}")
-        table = reader.read(path, task=task, role=role, ignore=list(ignore_columns))
-    else:
-        table = reader.read(path, task=task, role=role)
+        kwargs["ignore"] = list(ignore_columns)
+    for key, value in (options or {}).items():
+        if key not in OPTIONS.get(fmt, ()):
+            valid = ", ".join(OPTIONS.get(fmt, ())) or "none"
+            raise DataError.at(path, field=f"options.{key}", msg=f"unknown option of format {fmt}; valid: {valid}")
+        kwargs[key] = value
+    if fmt in NEEDS_NAN_POLICY:
+        kwargs["nan_policy"] = nan_policy
+    table = reader.read(path, task=task, role=role, **kwargs)
     if rule is None:
         rule = reader.default_rule
         if rule is None:

@@ -173,3 +173,29 @@ def read_generic_csv(path, *, task: str | None = None, role: str = "train") -> S
     wheres = [f"{path}:line {ln}" for ln in lines]
     return records_to_table(records, wheres, path, task=task, role=role,
                             default_task=Path(path).stem, names=CSV_NAMES)
+
+
+def write_jsonl(table: ScoreTable, path) -> Path:
+    """Write ``table`` as generic JSONL (the inverse of ``read_jsonl``): ``id``, ``question``,
+    ``task``, ``scores`` (a missing cell is ``null``), ``costs`` and ``cluster_id`` when the table
+    has them. Roles and rules are not stored: a data config gives them."""
+    import json
+    import math
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+
+    def num(x):
+        x = float(x)
+        return None if math.isnan(x) else (int(x) if x.is_integer() else x)
+
+    with open(p, "w", encoding="utf-8") as f:
+        for i in range(len(table)):
+            rec = {"id": str(table.ids[i]), "question": table.texts[i], "task": str(table.tasks[i]),
+                   "scores": {m: num(table.scores[i, j]) for j, m in enumerate(table.llms)}}
+            if table.costs is not None:
+                rec["costs"] = {m: num(table.costs[i, j]) for j, m in enumerate(table.llms)}
+            if table.cluster_ids is not None and table.cluster_ids[i] >= 0:
+                rec["cluster_id"] = int(table.cluster_ids[i])
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    return p
