@@ -176,7 +176,7 @@ def cmd_validate(args) -> int:
     if any("=" in p for p in args.paths):  # a data config (data=routerdc, data.root=...): the whole data set
         return _validate_config(args.paths)
     for path in args.paths:
-        table = read_file(path, rule=args.rule, nan_policy=args.nan_policy)
+        table = read_file(path, rule=args.rule, nan_policy=args.nan_policy, prices=args.prices)
         print(f"== {path}")
         print(summarize(table))
     return 0
@@ -193,7 +193,7 @@ def cmd_convert(args) -> int:
     if args.tasks:
         options["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
     table, written = convert(args.format, args.inputs, args.output, options=options, nan_policy=args.nan_policy,
-                             rule=args.rule, test_fraction=args.test_fraction, seed=args.seed)
+                             rule=args.rule, test_fraction=args.test_fraction, seed=args.seed, prices=args.prices)
     print(summarize(table))
     for p in written:
         print(f"wrote {p}")
@@ -387,12 +387,15 @@ def build_parser() -> argparse.ArgumentParser:
                                             "whole data set, with its train/test leakage per task)")
     s.add_argument("--rule", default=None)
     s.add_argument("--nan-policy", default="error", choices=["error", "drop", "mask"])
+    s.add_argument("--prices", default=None, metavar="NAME|YAML",
+                   help="price table ($ per 1M input/output tokens): costs = the files' token counts x prices")
     s.set_defaults(fn=cmd_validate)
     s = sub.add_parser("convert", help="write score data of another format (lm-eval logs, ...) as generic JSONL",
                        description="Read INPUT(s) in FORMAT through the same validation as a data config, and "
                                    "write generic JSONL (docs/data.md). lm-eval: model folders of "
                                    "lm-evaluation-harness --log_samples output, or their parent folder.")
-    s.add_argument("format", help="lm-eval, jsonl, csv, routerdc, routerbench, routerbench_pickle, auto")
+    s.add_argument("format", help="lm-eval, embedllm, sprout, xroutebench, llmrouterbench, routerbench_pickle, "
+                                  "routerbench, routerdc, jsonl, csv, auto")
     s.add_argument("inputs", nargs="+", help="input files or folders")
     s.add_argument("-o", "--output", required=True, help="output .jsonl")
     s.add_argument("--nan-policy", default="error", choices=["error", "drop", "mask"],
@@ -401,12 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metric", default=None, help="lm-eval: per-sample metric (default: each line's first)")
     s.add_argument("--score", default="metric", choices=["metric", "majority"],
                    help="lm-eval: the metric, or MAJ@k over repeated generations")
-    s.add_argument("--text-field", default=None, help="lm-eval: query text from doc[FIELD] (default: the prompt)")
+    s.add_argument("--text-field", default=None, help="lm-eval: query text from doc[FIELD] (default: the prompt); "
+                                                     "llmrouterbench: origin_query (default) or prompt")
     s.add_argument("--filter", default=None, help="lm-eval: the harness filter to read (default: each file's first)")
     s.add_argument("--tasks", default=None, help="lm-eval: comma-separated tasks to read (default: all)")
     s.add_argument("--test-fraction", type=float, default=None,
                    help="also split: write OUT-train.jsonl and OUT-test.jsonl, this share of each task for test")
     s.add_argument("--seed", type=int, default=0, help="seed of --test-fraction's split")
+    s.add_argument("--prices", default=None, metavar="NAME|YAML",
+                   help="price table ($ per 1M input/output tokens; configs/prices/NAME.yaml or a path): "
+                        "costs = the data's token counts x prices")
     s.set_defaults(fn=cmd_convert)
     s = sub.add_parser("embed", help="build the embedding cache for a data + encoder config")
     s.add_argument("overrides", nargs="*", help=ov)

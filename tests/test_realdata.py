@@ -70,7 +70,7 @@ def test_config_keys():
     for name in ("routerdc", "routerbench"):
         keys = list(OmegaConf.load(CONFIGS / f"{name}.yaml").keys())
         assert keys == ["name", "source", "root", "nan_policy", "val_fraction", "samples_per_task",
-                        "cluster_source", "costs", "exclude_llms", "drop_leaked", "duplicates", "files"]
+                        "cluster_source", "costs", "prices", "exclude_llms", "drop_leaked", "duplicates", "files"]
 
 
 def test_routerdc_loads_fast_and_complete(routerdc):

@@ -20,7 +20,8 @@ from routerbench.errors import DataError
 
 
 def convert(fmt: str, inputs: list, out, *, options: dict | None = None, nan_policy: str = "error",
-            rule: str | None = None, test_fraction: float | None = None, seed: int = 0) -> tuple[ScoreTable, list[Path]]:
+            rule: str | None = None, test_fraction: float | None = None, seed: int = 0,
+            prices=None) -> tuple[ScoreTable, list[Path]]:
     """Read ``inputs`` in format ``fmt`` and write generic JSONL.
 
     Args:
@@ -32,6 +33,7 @@ def convert(fmt: str, inputs: list, out, *, options: dict | None = None, nan_pol
         nan_policy: ``error``, ``drop`` or ``mask`` (missing cells are written as ``null``).
         rule: the scoring rule to check the scores against (default: the format's, else
             ``multi_attempt``, scores in [0, 1]).
+        prices: a price table (name, yaml path or mapping): costs = token counts x prices.
         test_fraction: None writes ``out``; a share in (0, 1) writes ``<out>-train.jsonl`` and
             ``<out>-test.jsonl``, split per task with ``seed``.
 
@@ -43,9 +45,10 @@ def convert(fmt: str, inputs: list, out, *, options: dict | None = None, nan_pol
         raise DataError("convert: no input given")
     if fmt == "lm-eval":
         table = read_file(inputs[0] if len(inputs) == 1 else inputs, fmt=fmt, rule=rule, nan_policy=nan_policy,
-                          options=options)
+                          options=options, prices=prices)
     else:
-        tables = [read_file(p, fmt=fmt, rule=rule, nan_policy=nan_policy, options=options) for p in inputs]
+        tables = [read_file(p, fmt=fmt, rule=rule, nan_policy=nan_policy, options=options, prices=prices)
+                  for p in inputs]
         table = concat(tables) if len(tables) > 1 else tables[0]
     out = Path(out)
     if out.suffix != ".jsonl":

@@ -25,7 +25,7 @@ def resolve_path(path, root=None) -> Path:
 
 
 def load_dataset(files: list[dict], root: str | Path | None = None, nan_policy: str = "error",
-                 duplicates: str = "keep") -> ScoreTable:
+                 duplicates: str = "keep", prices=None) -> ScoreTable:
     """Read every file of a data set and check them against each other.
 
     Args:
@@ -38,6 +38,8 @@ def load_dataset(files: list[dict], root: str | Path | None = None, nan_policy: 
         root: folder that relative paths start from (None: the working directory).
         nan_policy: ``error``, ``drop`` or ``mask`` (see ``read_file``); drops and masked
             cells are listed in ``notes``.
+        prices: a price table (``routerbench.data.prices``) turning the files' token counts into
+            costs; None keeps the files' own costs.
         duplicates: ``keep``, ``error``, ``first`` or ``mean`` for rows repeating a question
             text within one task and role (``validate.apply_duplicates``); noted unless none.
 
@@ -85,7 +87,7 @@ def load_dataset(files: list[dict], root: str | Path | None = None, nan_policy: 
         seen[key] = i
         tables.append(read_file(path, task=spec.get("task"), role=spec["role"], rule=rule, fmt=fmt,
                                 nan_policy=nan_policy, ignore_columns=list(spec.get("ignore_columns") or []),
-                                options=dict(spec.get("options") or {})))
+                                options=dict(spec.get("options") or {}), prices=prices))
         labels.append(str(path))
         fmts.append(fmt)
     return V.apply_duplicates(combine_tables(tables, labels, fmts, label="data.files"), duplicates)

@@ -52,7 +52,7 @@ def build_table(data_cfg) -> ScoreTable:
                 f"data root {root} does not exist (config data.root; set ROUTERBENCH_DATA to move it)"
             )
         table = load_dataset(d["files"], root=root, nan_policy=d.get("nan_policy", "error"),
-                             duplicates=d.get("duplicates") or "keep")
+                             duplicates=d.get("duplicates") or "keep", prices=d.get("prices"))
     else:
         raise DataError(f"data.source must be 'files' or 'synthetic', got {d['source']!r}")
     return drop_llms(apply_price_table(table, d.get("costs")), d.get("exclude_llms") or [])
@@ -70,6 +70,7 @@ def drop_llms(table: ScoreTable, names: list[str]) -> ScoreTable:
         raise DataError(f"data.exclude_llms leaves {len(keep)} LLM(s); routing needs at least 2")
     return replace(table, llms=[table.llms[i] for i in keep], scores=table.scores[:, keep],
                    costs=None if table.costs is None else table.costs[:, keep],
+                   tokens=None if table.tokens is None else table.tokens[:, keep],
                    notes=table.notes + [f"LLM column(s) left out by data.exclude_llms: {', '.join(names)}"])
 
 

@@ -33,6 +33,8 @@ class ScoreTable:
         cluster_ids: cluster id per row [N] (int64, -1 where a file had none), or None.
         sources: ``file:row`` of each row, for messages [N].
         notes: human-readable notes from loading (e.g. rows dropped by the NaN policy).
+        tokens: input and output token counts of each LLM on each query [N, T, 2], or None;
+            a price table turns them into ``costs`` (``routerbench.data.prices``).
     """
 
     llms: list[str]
@@ -46,6 +48,7 @@ class ScoreTable:
     cluster_ids: np.ndarray | None = None
     sources: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    tokens: np.ndarray | None = None
 
     def __post_init__(self):
         self.ids = np.asarray(self.ids, dtype=object)
@@ -56,6 +59,8 @@ class ScoreTable:
             self.costs = np.asarray(self.costs, dtype=np.float32).reshape(self.scores.shape)
         if self.cluster_ids is not None:
             self.cluster_ids = np.asarray(self.cluster_ids, dtype=np.int64)
+        if self.tokens is not None:
+            self.tokens = np.asarray(self.tokens, dtype=np.float64).reshape(*self.scores.shape, 2)
         self.texts = list(self.texts)
         if self.sources is None:
             self.sources = [f"row {i}" for i in range(len(self.ids))]
@@ -111,6 +116,7 @@ class ScoreTable:
             scores=self.scores[idx],
             costs=None if self.costs is None else self.costs[idx],
             cluster_ids=None if self.cluster_ids is None else self.cluster_ids[idx],
+            tokens=None if self.tokens is None else self.tokens[idx],
             sources=[self.sources[i] for i in idx],
             rules={t: r for t, r in self.rules.items() if t in set(self.tasks[idx].tolist())},
             notes=list(self.notes),
@@ -162,4 +168,5 @@ def concat(tables: list[ScoreTable]) -> ScoreTable:
         ),
         sources=[s for t in tables for s in t.sources],
         notes=notes,
+        tokens=np.concatenate([t.tokens for t in tables]) if all(t.tokens is not None for t in tables) else None,
     )

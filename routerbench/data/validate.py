@@ -384,7 +384,8 @@ def check_same_llms(tables: list[ScoreTable], files: list) -> list[ScoreTable]:
                                msg=f"the LLMs differ from those of {files[0]}: missing {missing}, extra {extra}")
         order = [list(t.llms).index(m) for m in first]
         t = replace(t, llms=list(first), scores=t.scores[:, order],
-                    costs=None if t.costs is None else t.costs[:, order])
+                    costs=None if t.costs is None else t.costs[:, order],
+                    tokens=None if t.tokens is None else t.tokens[:, order])
         out.append(t)
     return out
 
@@ -434,11 +435,14 @@ def apply_duplicates(table: ScoreTable, policy: str = "keep", label: str = "data
     if policy == "mean":
         scores = table.scores.copy()
         costs = None if table.costs is None else table.costs.copy()
+        tokens = None if table.tokens is None else table.tokens.copy()
         for j, g in groups.items():
             scores[j] = np.nanmean(table.scores[g], axis=0)
             if costs is not None:
                 costs[j] = np.nanmean(table.costs[g], axis=0)
-        table = replace(table, scores=scores, costs=costs)
+            if tokens is not None:
+                tokens[j] = np.nanmean(table.tokens[g], axis=0)
+        table = replace(table, scores=scores, costs=costs, tokens=tokens)
     notes = list(table.notes) + [note]
     if policy in ("first", "mean"):
         table = table.select(np.setdiff1d(np.arange(len(table)), later))

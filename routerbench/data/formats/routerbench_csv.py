@@ -133,6 +133,35 @@ def frame_to_table(header: list[str], rows: list[list], wheres: list[str], heade
                              names=NAMES, lenient_ids=True)
     if ignored:
         table.notes.append(f"{path}: ignored columns {ignored} (not LLM score columns: no '<llm>{COST}' column)")
+    return scale_mt_bench(table, path)
+
+
+MT_BENCH_MAX = 10.0
+
+
+def is_mt_bench(task: str) -> bool:
+    return str(task).lower().replace("_", "-").startswith("mt-bench")
+
+
+def scale_mt_bench(table, path):
+    """MT-Bench rows (``eval_name`` mt-bench...) hold a judge's rating from 1 to 10, not a 0/1
+    outcome: scaled to [0, 1] (rating / 10) under rule ``multi_attempt`` (credit = score), noted.
+    A rating outside [0, 10] is an error naming the row."""
+    import numpy as np
+
+    tasks = [t for t in table.task_names if is_mt_bench(t)]
+    for t in tasks:
+        rows = np.flatnonzero(table.tasks == t)
+        s = table.scores[rows]
+        bad = ~np.isnan(s) & ((s < 0) | (s > MT_BENCH_MAX))
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise DataError.at(table.sources[rows[r]], field=table.llms[c],
+                               msg=f"MT-Bench rating {float(s[r, c]):g} must be in [0, {MT_BENCH_MAX:g}]")
+        table.scores[rows] = s / MT_BENCH_MAX
+        table.rules[t] = "multi_attempt"
+        table.notes.append(f"{path}: task {t!r}: MT-Bench ratings (1-10) scaled to [0, 1] (rating / 10), "
+                           "rule multi_attempt")
     return table
 
 
