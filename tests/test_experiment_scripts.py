@@ -147,3 +147,15 @@ def test_selection_bias_script_leaves_training_unchanged(tmp_path):
     assert test_rule["id_avg"][0] == max(s["id_avg"] for s in run["steps"])
     md = sb.table_md(summary, [run], "cmd", 2)
     assert "Choosing on the ID test average instead of validation (best.ckpt) adds" in md and json.dumps(run)
+
+
+@pytest.mark.slow
+def test_scale_benchmark_runs_small(tmp_path):
+    """experiments/bench_scale.py end to end on tiny sizes: a row per size, the cache lookup line."""
+    out = tmp_path / "scale.md"
+    r = subprocess.run([sys.executable, str(EXP / "bench_scale.py"), "--sizes", "300", "1000", "--workdir",
+                        str(tmp_path / "w"), "--out", str(out)], capture_output=True, text=True, cwd=project_root())
+    assert r.returncode == 0, r.stderr[-2000:]
+    page = out.read_text()
+    assert "| 300 x 20 |" in page and "| 1,000 x 20 |" in page
+    assert "looking up 1,000 known texts" in page and "Machine:" in page

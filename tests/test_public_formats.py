@@ -69,13 +69,13 @@ def test_embedllm_missing_pair_and_bad_label(tmp_path):
 
 
 # ---------------------------------------------------------------------------- SPROUT
-def write_sprout(path, null_cell=None, bad=None):
+def write_sprout(path, null_cell=None, bad=None, prefix="k"):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows = []
     for i, q in enumerate(QUESTIONS):
-        row = {"key": f"k{i}", "dataset": ["mmlu-pro", "math"][i % 2], "dataset_level": "1", "dataset_idx": i,
+        row = {"key": f"{prefix}{i}", "dataset": ["mmlu-pro", "math"][i % 2], "dataset_level": "1", "dataset_idx": i,
                "prompt": [{"role": "user", "content": q}], "golden_answer": str(4 * i)}
         for j, m in enumerate(MODELS):
             row[m] = {"score": _score(i, j), "num_input_tokens": 100 + i, "num_output_tokens": 10 * (j + 1),
@@ -285,3 +285,33 @@ def test_every_public_format_converts_to_generic_jsonl(tmp_path, fmt, capsys):
     assert (back.costs is None) == (direct.costs is None)
     if direct.costs is not None:
         assert np.allclose(back.costs, direct.costs, rtol=1e-6)
+
+
+def test_a_data_config_names_the_format_and_the_price_table(tmp_path):
+    pytest.importorskip("pyarrow")
+    from routerbench.config import compose
+    from routerbench.data.prepare import build_table
+
+    write_sprout(tmp_path / "train.parquet")
+    write_sprout(tmp_path / "test.parquet", prefix="t")
+    cfg = tmp_path / "sprout.yaml"
+    cfg.write_text(f"""name: sprout
+source: files
+root: {tmp_path}
+nan_policy: error
+val_fraction: 0.0
+samples_per_task: null
+cluster_source: file
+costs: null
+prices: sprout_carrot
+exclude_llms: []
+drop_leaked: false
+duplicates: keep
+files:
+  - {{path: train.parquet, format: sprout, role: train, rule: multi_attempt}}
+  - {{path: test.parquet, fmt: sprout, role: test_id, rule: multi_attempt}}
+synthetic: {{}}
+""")
+    t = build_table(compose([f"data={cfg}"]).data)
+    assert t.costs is not None and t.costs[0, 0] == pytest.approx((100 * 2.5 + 10 * 10.0) / 1e6)
+    assert len(t) == 16 and (t.roles == "test_id").sum() == 8 and t.ids[8] == "t0"

@@ -65,9 +65,14 @@ def load_dataset(files: list[dict], root: str | Path | None = None, nan_policy: 
         if not isinstance(spec, Mapping):
             raise DataError.at(where, msg=f"expected a mapping with keys {', '.join(SPEC_KEYS)}, got {spec!r:.80}")
         spec = dict(spec)
+        if "format" in spec:  # the long name of fmt
+            if "fmt" in spec:
+                raise DataError.at(where, field="format", msg="give fmt or format, not both")
+            spec["fmt"] = spec.pop("format")
         for k in spec:
             if k not in SPEC_KEYS:
-                raise DataError.at(where, field=str(k), msg=f"unknown key; valid keys: {', '.join(SPEC_KEYS)}")
+                raise DataError.at(where, field=str(k), msg=f"unknown key; valid keys: {', '.join(SPEC_KEYS)} "
+                                                           "(format is fmt's long name)")
         for k in ("path", "role"):
             if spec.get(k) in (None, ""):
                 extra = f"; valid: {', '.join(ROLES)}" if k == "role" else ""

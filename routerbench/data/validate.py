@@ -81,6 +81,24 @@ def read_text(path) -> str:
         raise DataError.at(p, f"line {line}", msg=f"not UTF-8 text (byte {e.start}: {e.reason})") from None
 
 
+def iter_lines(path):
+    """``(line number, text)`` of each non-blank line of a UTF-8 file, read as a stream (a 500 MB
+    file is never held whole); unreadable, empty or undecodable files are errors naming the line."""
+    p = check_readable(path)
+    seen = False
+    with open(p, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                text = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError.at(p, f"line {n}", msg=f"not UTF-8 text (byte {e.start} of the line: {e.reason})") from None
+            if text.strip():
+                seen = True
+                yield n, text
+    if not seen:
+        raise DataError.at(p, msg="empty file (only whitespace)")
+
+
 def parse_json(text: str, path, line: int | None = None):
     """``json.loads`` with a syntax error located by line and column."""
     try:

@@ -42,15 +42,48 @@ def _given(value) -> bool:
     return not V.is_missing(value)
 
 
-def records_to_table(records: list[dict], wheres: list[str], path, *, task: str | None, role: str,
+_PLAIN = (int, float)  # score / cost values taken as they are (bool, text and null go through V.number)
+
+
+class _Rows:
+    """Float rows collected in blocks of numpy arrays (1M rows x 20 LLMs as Python lists would
+    take over a gigabyte)."""
+
+    def __init__(self, width: int, block: int = 16384) -> None:
+        self.width, self.block = width, block
+        self.done: list[np.ndarray] = []
+        self.buf = np.empty((block, width))
+        self.n = 0
+
+    def append(self, row) -> None:
+        self.buf[self.n] = row
+        self.n += 1
+        if self.n == self.block:
+            self.done.append(self.buf)
+            self.buf, self.n = np.empty((self.block, self.width)), 0
+
+    def array(self) -> np.ndarray:
+        return np.concatenate([*self.done, self.buf[: self.n]]) if self.done else self.buf[: self.n].copy()
+
+
+def _numbers(values: dict, llms: list[str], where: str, field, what: str = "score") -> list:
+    row = [values[m] for m in llms]
+    if all(type(v) in _PLAIN for v in row):
+        return row
+    return [V.number(v, where, field(m), what=what) for m, v in zip(llms, row)]
+
+
+def records_to_table(records, wheres, path, *, task: str | None, role: str,
                      default_task: str, names: V.FieldNames = JSONL_NAMES,
                      lenient_ids: bool = False) -> ScoreTable:
     """Translate parsed records into a ScoreTable (the rules are filled in by ``read_file``).
 
     Args:
-        records: dicts with ``question``, ``scores`` ({llm: value}) and optionally ``costs``
-            ({llm: value}), ``id``, ``task``, ``cluster_id``; values may be numbers or text.
-        wheres: each record's location (``FILE:line N`` / ``FILE:item N`` / ``FILE:row N``).
+        records: dicts (any iterable: a reader may stream them) with ``question``, ``scores``
+            ({llm: value}) and optionally ``costs`` ({llm: value}), ``id``, ``task``,
+            ``cluster_id``; values may be numbers or text.
+        wheres: each record's location (``FILE:line N`` / ``FILE:item N`` / ``FILE:row N``), an
+            iterable in step with ``records``.
         path: the file, for file-level messages.
         task: the caller's task name for every row, or None (each row's ``task``, else
             ``default_task``).
@@ -59,56 +92,61 @@ def records_to_table(records: list[dict], wheres: list[str], path, *, task: str 
         names: how the format names its fields (for messages).
         lenient_ids: a repeated id with a different text is renamed (with a note), not an error.
     """
-    if not records:
-        raise DataError.at(path, msg="empty file (no rows)")
     llms: list[str] | None = None
-    llm_set: set[str] = set()
-    texts, tasks, scores, costs, clusters, ids = [], [], [], [], [], []
+    llm_keys = None
+    texts, tasks, clusters, ids, where_list = [], [], [], [], []
+    scores = costs = None
     has_cost, has_cl, has_id, has_task = [], [], [], []
     for rec, where in zip(records, wheres):
+        where_list.append(where)
         texts.append(V.text_value(V.require(rec, "question", where, names.question), where, names.question))
         sc = V.require(rec, "scores", where, names.scores)
         if not isinstance(sc, dict) or not sc:
             raise DataError.at(where, field=names.scores,
                                msg=f"expected a non-empty object {{llm: score}}, got {sc!r:.60}")
         if llms is None:
-            llms, llm_set, first = [str(m) for m in sc], set(map(str, sc)), where
-        elif set(sc) != llm_set:
+            llms, llm_keys, first = [str(m) for m in sc], sc.keys(), where
+            scores, costs = _Rows(len(llms)), _Rows(len(llms))
+        elif sc.keys() != llm_keys:
             V.check_llm_set(sc.keys(), llms, where, first, names.scores)
-        scores.append([V.number(sc[m], where, names.score(m)) for m in llms])
+        scores.append(_numbers(sc, llms, where, names.score))
         co = rec.get("costs")
         has_cost.append(co is not None)
         if co is not None:
             if not isinstance(co, dict):
                 raise DataError.at(where, field="costs", msg=f"expected an object {{llm: cost}}, got {co!r:.60}")
-            V.check_llm_set(co.keys(), llms, where, "the scores of this row", "costs")
-            costs.append([V.number(co[m], where, names.cost(m), what="cost") for m in llms])
+            if co.keys() != llm_keys:
+                V.check_llm_set(co.keys(), llms, where, "the scores of this row", "costs")
+            costs.append(_numbers(co, llms, where, names.cost, what="cost"))
         has_cl.append(_given(rec.get("cluster_id")))
         clusters.append(V.cluster_value(rec["cluster_id"], where, names.cluster_id) if has_cl[-1] else -1)
         has_id.append(_given(rec.get("id")))
         ids.append(str(rec["id"]).strip() if has_id[-1] else None)
         has_task.append(_given(rec.get("task")))
         tasks.append(str(rec["task"]).strip() if has_task[-1] else None)
-    V.check_all_or_none(has_cost, wheres, "costs")
-    cl = V.check_all_or_none(has_cl, wheres, names.cluster_id)
+    if llms is None:
+        raise DataError.at(path, msg="empty file (no rows)")
+    n = len(where_list)
+    V.check_all_or_none(has_cost, where_list, "costs")
+    cl = V.check_all_or_none(has_cl, where_list, names.cluster_id)
     notes = []
     if task is not None:
-        tasks = [task] * len(records)
-    elif V.check_all_or_none(has_task, wheres, names.task):
+        tasks = [task] * n
+    elif V.check_all_or_none(has_task, where_list, names.task):
         pass
     else:
-        tasks = [default_task] * len(records)
-    if V.check_all_or_none(has_id, wheres, names.id):
-        ids, note = V.unique_ids(ids, wheres, names.id, texts, lenient=lenient_ids, label=str(path))
+        tasks = [default_task] * n
+    if V.check_all_or_none(has_id, where_list, names.id):
+        ids, note = V.unique_ids(ids, where_list, names.id, texts, lenient=lenient_ids, label=str(path))
         if note:
             notes.append(note)
     else:
         ids = default_ids(tasks, role)
     return ScoreTable(
         llms=llms, ids=np.array(ids, dtype=object), texts=texts, tasks=np.array(tasks, dtype=object),
-        roles=np.array([role] * len(records), dtype=object), scores=np.array(scores, dtype=np.float64),
-        rules={}, costs=np.array(costs, dtype=np.float64) if any(has_cost) else None,
-        cluster_ids=np.array(clusters, dtype=np.int64) if cl else None, sources=list(wheres), notes=notes,
+        roles=np.array([role] * n, dtype=object), scores=scores.array(),
+        rules={}, costs=costs.array() if any(has_cost) else None,
+        cluster_ids=np.array(clusters, dtype=np.int64) if cl else None, sources=where_list, notes=notes,
     )
 
 
@@ -123,22 +161,28 @@ def default_ids(tasks: list[str], role: str) -> list[str]:
 
 
 def read_jsonl(path, *, task: str | None = None, role: str = "train") -> ScoreTable:
-    """Read a generic JSONL score file (see the module docstring)."""
-    text = V.read_text(path)
-    records, wheres = [], []
-    for ln, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        item = V.parse_json(line, path, line=ln)
-        where = f"{path}:line {ln}"
-        if not isinstance(item, dict):
-            raise DataError.at(where, msg=f"expected a JSON object, got {type(item).__name__}")
-        unknown = [k for k in item if k not in JSONL_KEYS]
-        if unknown:
-            raise DataError.at(where, field=unknown[0], msg=f"unknown field; valid: {', '.join(JSONL_KEYS)}")
-        records.append(item)
-        wheres.append(where)
-    return records_to_table(records, wheres, path, task=task, role=role,
+    """Read a generic JSONL score file (see the module docstring), streamed line by line."""
+    located: list[str] = []
+
+    def records():
+        for ln, line in V.iter_lines(path):
+            item = V.parse_json(line, path, line=ln)
+            where = f"{path}:line {ln}"
+            if not isinstance(item, dict):
+                raise DataError.at(where, msg=f"expected a JSON object, got {type(item).__name__}")
+            for k in item:
+                if k not in JSONL_KEYS:
+                    raise DataError.at(where, field=k, msg=f"unknown field; valid: {', '.join(JSONL_KEYS)}")
+            located.append(where)
+            yield item
+
+    def wheres():
+        i = 0
+        while True:  # in step with records(): its location is appended before the record is yielded
+            yield located[i]
+            i += 1
+
+    return records_to_table(records(), wheres(), path, task=task, role=role,
                             default_task=Path(path).stem, names=JSONL_NAMES)
 
 
