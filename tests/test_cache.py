@@ -288,3 +288,26 @@ def test_embed_in_pieces_with_max_new(tmp_path, monkeypatch, capsys):
     assert re.search(rf"embedded {left} texts .*the cache holds every text", capsys.readouterr().out)
     assert main(args + ["--max-new", "10"]) == 0
     assert "embedded 0 texts" in capsys.readouterr().out
+
+
+def test_a_fitted_tfidf_is_reused_for_the_same_training_texts_only(tmp_path, caplog):
+    """fit_cached: the second fit on the same texts reads the saved state (no sklearn fit), gives
+    the same features and identity; other texts refit; an unreadable file is refitted over."""
+    from routerbench.encoders.cache import fit_cached
+    from routerbench.encoders.tfidf import TfidfEncoder
+
+    texts = [f"question {i} about {w}" for i, w in enumerate(["maths", "code", "poems", "rivers"] * 10)]
+    a = fit_cached(TfidfEncoder(svd_dim=8), texts, tmp_path)
+    files = list((tmp_path / "fitted").glob("*.pkl"))
+    assert len(files) == 1
+    b = TfidfEncoder(svd_dim=8)
+    b.fit = None  # a second sklearn fit would fail here
+    fit_cached(b, texts, tmp_path)
+    assert b.identity() == a.identity() and np.array_equal(b.encode(texts[:5]), a.encode(texts[:5]))
+    c = fit_cached(TfidfEncoder(svd_dim=8), texts[:-1], tmp_path)
+    assert c.identity() != a.identity() and len(list((tmp_path / "fitted").glob("*.pkl"))) == 2
+    fit_cached(TfidfEncoder(svd_dim=6), texts, tmp_path)  # other arguments: another file
+    assert len(list((tmp_path / "fitted").glob("*.pkl"))) == 3
+    files[0].write_bytes(b"not a pickle")
+    d = fit_cached(TfidfEncoder(svd_dim=8), texts, tmp_path)
+    assert d.identity() == a.identity() and "unreadable" in caplog.text

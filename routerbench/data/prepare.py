@@ -127,7 +127,7 @@ def split_table(cfg) -> tuple[ScoreTable, dict]:
 def prepare(cfg, need_features: bool = True) -> Prepared:
     """Build the table, split off validation, fit the encoder on train texts, embed (cached)."""
     from routerbench.encoders import build_encoder
-    from routerbench.encoders.cache import cached_encode
+    from routerbench.encoders.cache import cached_encode, fit_cached
     from routerbench.encoders.truncation import hf_settings, text_encoder_settings, truncation_warnings
 
     table, leakage = split_table(cfg)
@@ -138,7 +138,7 @@ def prepare(cfg, need_features: bool = True) -> Prepared:
     truncation_warnings(text_encoder_settings(text_enc) if text_enc else hf_settings(encoder), table.texts,
                         list(table.tasks))
     train_texts = [t for t, r in zip(table.texts, table.roles) if r == "train"]
-    encoder.fit(train_texts)
+    fit_cached(encoder, train_texts, cache_dir(cfg) / "embeddings")
     features = None
     if need_features:
         features = cached_encode(encoder, table.texts, cache_dir(cfg) / "embeddings", progress=bool(cfg.progress))
@@ -159,12 +159,12 @@ def embed_missing(cfg, max_new: int | None = None) -> tuple[int, int]:
         (texts embedded now, texts still missing).
     """
     from routerbench.encoders import build_encoder
-    from routerbench.encoders.cache import cached_encode, missing_texts
+    from routerbench.encoders.cache import cached_encode, fit_cached, missing_texts
 
     table, _ = split_table(cfg)
     encoder = build_encoder(OmegaConf.to_container(cfg.encoder, resolve=True))
-    encoder.fit([t for t, r in zip(table.texts, table.roles) if r == "train"])
     folder = cache_dir(cfg) / "embeddings"
+    fit_cached(encoder, [t for t, r in zip(table.texts, table.roles) if r == "train"], folder)
     todo = missing_texts(encoder, table.texts, folder)
     part = todo if max_new is None else todo[: max(0, int(max_new))]
     if part:

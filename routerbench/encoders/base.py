@@ -31,13 +31,16 @@ class Encoder:
 
     Attributes:
         cacheable: whether ``cached_encode`` stores this encoder's output on disk (False for
-            encoders cheap enough to recompute, such as TF-IDF).
+            encoders cheap enough to recompute).
+        fits: whether ``fit`` learns from the training texts (TF-IDF); such an encoder also has
+            ``fit_identity()`` and ``load_fitted(state)``, so ``cache.fit_cached`` can reuse a fit.
         label: the name its progress bar shows (``embed <label>``).
         progress_bar_aware: ``encode(texts, progress=bar)`` accepts an open tqdm bar and advances
             it instead of drawing its own (``cached_encode`` then shows one bar over all chunks).
     """
 
     cacheable: bool = True
+    fits: bool = False
     label: str = "encoder"
     progress_bar_aware: bool = False
 

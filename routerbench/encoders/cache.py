@@ -218,8 +218,8 @@ def cached_encode(
 ) -> np.ndarray:
     """Embed ``texts`` with ``encoder``, reusing and extending the on-disk cache.
 
-    Each distinct text is encoded at most once; encoders with ``cacheable = False`` (TF-IDF)
-    are recomputed; an encoder with ``parts``/``combine`` (``ConcatEncoder``) is cached part
+    Each distinct text is encoded at most once; encoders with ``cacheable = False`` are
+    recomputed (a fitted TF-IDF is cached under an identity holding its fitted state's hash); an encoder with ``parts``/``combine`` (``ConcatEncoder``) is cached part
     by part. The missing texts are encoded ``chunk`` at a time, each chunk written as its own
     shard as soon as it is done, so a run killed after an hour keeps that hour's work and the
     next call encodes only what is still missing; one progress bar (rate and ETA) covers all the
@@ -287,3 +287,49 @@ def cached_encode(
     if len(index) == len(uniq) and (index == np.arange(len(uniq))).all():
         return table  # every text distinct, in order: no second copy
     return table[index]
+
+
+def fit_cached(encoder: Encoder, texts: list[str], cache_dir: Path | None = None) -> Encoder:
+    """``encoder.fit(texts)``, reusing a fitted state saved by an earlier fit of the same encoder
+    arguments on the same texts (encoders with ``fits = True``: TF-IDF). The state lives in
+    ``<cache_dir>/fitted/<sha1 of the arguments and texts>.pkl``, written atomically; a file that
+    cannot be read is refitted over with a warning. An encoder with ``parts`` fits each part so.
+    Encoders without ``fits`` are fitted as they are (a frozen model's fit does nothing).
+
+    The pickle is this cache's own file (the trust of a checkpoint): point ``cache_dir`` only at
+    folders you write.
+    """
+    if hasattr(encoder, "parts") and hasattr(encoder, "combine"):
+        for p in encoder.parts:
+            fit_cached(p, texts, cache_dir)
+        return encoder
+    if not getattr(encoder, "fits", False):
+        return encoder.fit(texts)
+    import pickle
+
+    if cache_dir is None:
+        from routerbench.paths import cache_root
+
+        cache_dir = cache_root() / "embeddings"
+    h = hashlib.sha1(json.dumps(encoder.fit_identity(), sort_keys=True, default=str).encode())
+    for t in texts:
+        h.update(str(t).encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    path = Path(cache_dir) / "fitted" / f"{h.hexdigest()[:24]}.pkl"
+    if path.exists():
+        try:
+            with open(path, "rb") as f:
+                state = pickle.load(f)
+            encoder.load_fitted(state)
+            log.info("fitted %s read from %s", getattr(encoder, "label", type(encoder).__name__), path)
+            return encoder
+        except Exception as e:  # truncated, or from another version: refit
+            log.warning("fitted-encoder cache %s unreadable (%s: %s); refitting", path, type(e).__name__, e)
+    encoder.fit(texts)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = pickle.dumps(encoder.state(), protocol=pickle.HIGHEST_PROTOCOL)
+        atomic_write(path, lambda f: f.write(blob))
+    except OSError as e:
+        log.warning("fitted-encoder cache: could not write %s (%s)", path, e)
+    return encoder

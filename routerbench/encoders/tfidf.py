@@ -40,7 +40,11 @@ class TfidfEncoder(Encoder):
         seed: SVD random state.
     """
 
-    cacheable = False  # fitting and encoding take seconds: recompute instead of caching
+    # The fitted state is cached by the training texts (``encoders.cache.fit_cached``) and the
+    # features by the identity, which holds the fitted state's hash: a rerun on the same training
+    # texts reads both instead of refitting (seconds on RouterDC), and a refit never reads stale rows.
+    cacheable = True
+    fits = True
 
     def __init__(
         self,
@@ -121,6 +125,18 @@ class TfidfEncoder(Encoder):
             svd = TruncatedSVD(n_components=k, random_state=self.seed, algorithm="randomized", n_iter=5)
             svd.fit(x)
         self._vecs, self._svd = vecs, svd
+        self._vocab_hash = self._fitted_hash()
+        return self
+
+    def fit_identity(self) -> dict:
+        """What the fitted state depends on besides the training texts: the arguments."""
+        return {"kind": "tfidf", **self._args()}
+
+    def load_fitted(self, state: dict) -> "TfidfEncoder":
+        """Take the fitted vectorisers and SVD of ``state()`` (a cached fit of the same arguments)."""
+        if state.get("args") != self._args():
+            raise ValueError(f"fitted state for {state.get('args')}, not {self._args()}")
+        self._vecs, self._svd = list(state["vectorizers"]), state.get("svd")
         self._vocab_hash = self._fitted_hash()
         return self
 
