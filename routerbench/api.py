@@ -64,8 +64,9 @@ class LoadedRouter:
     @torch.no_grad()
     def route_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Chosen LLM indices [N] and confidences [N, T] for embeddings [N, D]."""
-        out = self.model({"x": torch.as_tensor(x, dtype=torch.float32)})
-        return self.model.route(out).numpy(), self.model.confidences(out).float().numpy()
+        batch = {"x": torch.as_tensor(x, dtype=torch.float32)}
+        out = self.model(batch)
+        return self.model.route(out, batch).numpy(), self.model.confidences(out).float().numpy()
 
     @torch.no_grad()
     def route_texts(self, texts: list[str] | str, batch_size: int = 256,
@@ -86,8 +87,9 @@ class LoadedRouter:
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start : start + batch_size])
             if self.model.text_encoder is not None:
-                out = self.model(self.model.text_encoder.tokenize(chunk))
-                i, p = self.model.route(out).numpy(), self.model.confidences(out).float().numpy()
+                batch = self.model.text_encoder.tokenize(chunk)
+                out = self.model(batch)
+                i, p = self.model.route(out, batch).numpy(), self.model.confidences(out).float().numpy()
             else:
                 i, p = self.route_features(self.encoder.encode(chunk, progress=progress))
             idx.append(i)

@@ -80,7 +80,8 @@ class BaseRouter(LightningModule):
             self.text_encoder = HFTextEncoder(**text_encoder)
             self.hparams.embed_dim = self.text_encoder.dim
         self.configure_models()
-        self.policy = build_policy(policy, num_llms)
+        self.policy = build_policy(policy, num_llms, num_tasks=len(task_names or ["all"]),
+                                   embed_dim=None if self.text_encoder is not None else embed_dim)
         names = list(task_names or ["all"])
         groups = dict(task_groups or {})
         self.val_metric = RoutedScore(names, groups, num_llms)
@@ -102,10 +103,15 @@ class BaseRouter(LightningModule):
         """The router's own chosen LLM per query [B] (no policy): the argmax of the confidences."""
         return self.confidences(out).argmax(-1)
 
-    def route(self, out: dict) -> torch.Tensor:
+    def route(self, out: dict, batch: dict | None = None) -> torch.Tensor:
         """Chosen LLM index per query [B]: the policy's choice when one is configured and fitted,
-        else ``own_choice``. Routers override ``own_choice``, not this."""
+        else ``own_choice``. Routers override ``own_choice``, not this. A policy that reads the
+        query's frozen features (``needs_features``: ``task_prior``) takes ``batch["x"]``."""
         if self.policy is not None and self.policy.ready:
+            if getattr(self.policy, "needs_features", False):
+                if batch is None or "x" not in batch:
+                    raise ValueError(f"policy {self.policy.name} routes with the queries' frozen features (batch['x'])")
+                return self.policy(self.confidences(out), batch["x"])
             return self.policy(self.confidences(out))
         return self.own_choice(out)
 
@@ -146,7 +152,7 @@ class BaseRouter(LightningModule):
             for name, value in losses.items():
                 self.log(f"{stage}/{name}", value, batch_size=bs, sync_dist=sync)
             self.log(f"{stage}/loss", loss, batch_size=bs, sync_dist=sync, prog_bar=stage == "train")
-        choice = restrict_to_observed(self.route(out), self.confidences(out), batch.get("observed"))
+        choice = restrict_to_observed(self.route(out, batch), self.confidences(out), batch.get("observed"))
         routed = batch["credit"].gather(1, choice[:, None]).mean()
         self.log(f"{stage}/routed_credit", routed, batch_size=bs, sync_dist=sync)
         if stage == "val":

@@ -16,6 +16,9 @@ from) the router's checkpoint. See ``docs/policies.md``.
   validation credit first); none capable -> argmax.
 - ``cheapest_capable``: among the capable LLMs, the lowest mean cost (ties: the most confident);
   none capable -> argmax. Needs per-LLM costs.
+- ``task_prior`` (``routerbench.routers.task_prior``): the predicted task's best LLM unless the
+  router's confidence beats it by a margin (hard), or confidence x task prior (soft); needs the
+  query's frozen features.
 
 ``build_policy({"name": ..., **params}, num_llms)`` builds one; ``policy.fit(conf_val,
 credit_val, mean_costs)`` fits it; ``policy(conf) -> LongTensor [B]`` routes.
@@ -330,13 +333,19 @@ class CheapestCapablePolicy(_CapablePolicy):
         return {**super().describe(), "mean_costs": _floats(self.mean_costs)}
 
 
+from routerbench.routers.task_prior import TaskPriorPolicy  # noqa: E402  (it subclasses Policy above)
+
 POLICIES: dict[str, type[Policy]] = {
-    p.name: p for p in (ArgmaxPolicy, SelectRandomPolicy, PredictionPolicy, SortedPredictionPolicy, CheapestCapablePolicy)
+    p.name: p for p in (ArgmaxPolicy, SelectRandomPolicy, PredictionPolicy, SortedPredictionPolicy,
+                        CheapestCapablePolicy, TaskPriorPolicy)
 }
+# what a policy may take from the router rather than from its config
+ROUTER_ARGS = ("num_tasks", "embed_dim")
 
 
-def build_policy(cfg: dict | None, num_llms: int) -> Policy | None:
-    """A policy from ``{"name": ..., **params}`` (None -> None: the router's plain argmax).
+def build_policy(cfg: dict | None, num_llms: int, **router_args) -> Policy | None:
+    """A policy from ``{"name": ..., **params}`` (None -> None: the router's plain argmax);
+    ``router_args`` (``num_tasks``, ``embed_dim``) go to the policies that take them.
 
     Raises:
         ValueError: no/unknown name, or a parameter the policy does not take (valid ones listed).
@@ -357,8 +366,10 @@ def build_policy(cfg: dict | None, num_llms: int) -> Policy | None:
     import inspect
 
     cls = POLICIES[name]
-    valid = set(inspect.signature(cls.__init__).parameters) - {"self", "num_llms"}
+    takes = set(inspect.signature(cls.__init__).parameters) - {"self", "num_llms"}
+    valid = takes - set(ROUTER_ARGS)
     unknown = sorted(set(params) - valid)
     if unknown:
         raise ValueError(f"policy {name}: unknown parameter(s) {unknown}; valid: {', '.join(sorted(valid)) or '(none)'}")
+    params.update({k: v for k, v in router_args.items() if k in takes})
     return cls(num_llms, **params)

@@ -249,7 +249,7 @@ def predict(router: BaseRouter, dm: RouterDataModule, rows: np.ndarray) -> tuple
         batch = {k: v.to(router.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         out = router(batch)
         conf = router.confidences(out)
-        choices.append(restrict_to_observed(router.route(out), conf, batch.get("observed")).cpu())
+        choices.append(restrict_to_observed(router.route(out, batch), conf, batch.get("observed")).cpu())
         probs.append(conf.cpu())
     if not choices:
         return np.zeros(0, dtype=np.int64), np.zeros((0, dm.num_llms), dtype=np.float32)
@@ -274,7 +274,16 @@ def fit_policy(router: BaseRouter, dm: RouterDataModule, ckpt_path: str | Path |
     if len(rows):
         _, conf = predict(router, dm, rows)
         costs = None if dm.table.costs is None else dm.costs[rows].mean(0)
-        router.policy.fit(torch.as_tensor(conf), dm.credit[rows], costs)
+        if getattr(router.policy, "needs_features", False):  # task_prior: its prior on the training rows
+            if dm.features is None:
+                raise ValueError(f"policy {router.policy.name} needs the run's frozen features")
+            train = np.unique(np.asarray(dm.train_rows, dtype=np.int64))
+            router.policy.fit_prior(dm.features[train].numpy(), dm.task[train].numpy(),
+                                    dm.credit_with_missing(train).numpy())
+            router.policy.fit(torch.as_tensor(conf), dm.credit[rows], costs, x=dm.features[rows].numpy(),
+                              task=dm.task[rows].numpy())
+        else:
+            router.policy.fit(torch.as_tensor(conf), dm.credit[rows], costs)
     router.meta["policy"] = router.policy.describe()
     if ckpt_path:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
