@@ -69,7 +69,7 @@ def routerdc():
 def test_config_keys():
     for name in ("routerdc", "routerbench"):
         keys = list(OmegaConf.load(CONFIGS / f"{name}.yaml").keys())
-        assert keys == ["name", "source", "root", "nan_policy", "val_fraction", "samples_per_task",
+        assert keys == ["name", "source", "root", "nan_policy", "val_fraction", "folds", "fold", "samples_per_task",
                         "cluster_source", "costs", "prices", "exclude_llms", "drop_leaked", "duplicates", "files"]
 
 

@@ -163,7 +163,7 @@ def test_bad_arguments_name_the_field(kwargs, field):
 
 def test_data_config_matches_generator():
     cfg = OmegaConf.to_container(OmegaConf.load(config_root() / "data" / "synthetic.yaml"))
-    assert list(cfg) == ["name", "source", "root", "nan_policy", "val_fraction", "samples_per_task",
+    assert list(cfg) == ["name", "source", "root", "nan_policy", "val_fraction", "folds", "fold", "samples_per_task",
                          "cluster_source", "costs", "prices", "exclude_llms", "drop_leaked", "duplicates", "files", "synthetic"]
     assert cfg["name"] == cfg["source"] == "synthetic" and cfg["files"] == []
     params = inspect.signature(make_synthetic).parameters

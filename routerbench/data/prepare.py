@@ -121,7 +121,9 @@ def split_table(cfg) -> tuple[ScoreTable, dict]:
     elif leakage_note(counts):
         table = replace(table, notes=table.notes + [leakage_note(counts)])
     leakage = {"test_rows_in_training": counts, "total": int(sum(counts.values())), "dropped_training_rows": dropped}
-    return split_train_val(table, float(cfg.data.val_fraction), int(cfg.seed)), leakage
+    folds = cfg.data.get("folds")
+    return (split_train_val(table, float(cfg.data.val_fraction), int(cfg.seed), folds=folds,
+                            fold=int(cfg.data.get("fold") or 0)), leakage)
 
 
 def prepare(cfg, need_features: bool = True) -> Prepared:

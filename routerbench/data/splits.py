@@ -9,13 +9,29 @@ import numpy as np
 from routerbench.data.table import ScoreTable
 
 
-def split_train_val(table: ScoreTable, val_fraction: float = 0.1, seed: int = 0) -> ScoreTable:
+def split_train_val(table: ScoreTable, val_fraction: float = 0.1, seed: int = 0, folds: int | None = None,
+                    fold: int = 0) -> ScoreTable:
     """Move a seeded, task-stratified ``val_fraction`` of the train rows to role ``val``.
 
     Rows already marked ``val`` by a data file are kept as they are; with such rows present no
     extra split is made. Every task with at least two train rows keeps at least one of each.
+
+    With ``folds`` = K (k-fold selection, ``data.folds``): each task's train rows are dealt, in a
+    seeded order, into K folds, and fold ``fold`` (0..K-1) becomes the validation rows instead of
+    ``val_fraction``; the K runs of a variant see every training row in validation exactly once.
     """
     roles = table.roles.copy()
+    if folds is not None:
+        folds, fold = int(folds), int(fold)
+        if folds < 2 or not 0 <= fold < folds:
+            raise ValueError(f"data.folds={folds}, data.fold={fold}: need folds >= 2 and 0 <= fold < folds")
+        if (roles == "val").any():
+            raise ValueError("data.folds: the data files already give validation rows (role val)")
+        rng = np.random.default_rng(seed)
+        for task in table.task_names:
+            idx = rng.permutation(np.flatnonzero((table.tasks == task) & (roles == "train")))
+            roles[idx[fold::folds]] = "val"
+        return replace(table, roles=roles)
     if val_fraction <= 0 or (roles == "val").any():
         return table
     rng = np.random.default_rng(seed)

@@ -34,6 +34,13 @@ value is the variant's x position, and ``name`` labels the axis. ``scale`` is ``
 (default), ``log``, ``symlog`` or ``category`` (values evenly spaced, in the order given).
 The study then also writes ``ablation.png`` (``routerbench.reporting.study_plots``): ID and OOD
 averages against the value, mean ± std over seeds, the best single LLM as a reference line.
+
+``selection: kfold`` (with ``folds: K``, default 5) ranks the variants by K-fold cross-validation
+on the training rows: every (variant, seed) gets K more runs under ``<variant>/kfold/``, run i with
+``data.folds=K data.fold=i`` (fold i of each task's training rows is validation), and table.md
+adds the K-fold ranking (mean validation task-average over seeds x folds). The rows of the table
+are still the variant's usual runs (its 10% validation split picks their checkpoints); the test
+rows never rank anything.
 """
 
 from __future__ import annotations
@@ -55,7 +62,8 @@ from routerbench.reporting.study_intervals import study_intervals
 from routerbench.reporting.tables import baseline_rows, comparison_table, verdict_table
 
 log = logging.getLogger("routerbench")
-STUDY_KEYS = {"name", "seeds", "common", "variants", "output_dir", "description", "axis"}
+STUDY_KEYS = {"name", "seeds", "common", "variants", "output_dir", "description", "axis", "selection", "folds"}
+SELECTIONS = ("validation", "kfold")
 AXIS_KEYS = {"name", "key", "scale"}
 AXIS_SCALES = ("linear", "log", "symlog", "category")
 
@@ -71,6 +79,12 @@ def load_study(path: str | Path) -> dict:
     spec.setdefault("name", Path(path).stem)
     spec.setdefault("seeds", [0])
     spec.setdefault("common", [])
+    spec.setdefault("selection", "validation")
+    if spec["selection"] not in SELECTIONS:
+        raise ConfigError(f"{path}: selection must be one of {', '.join(SELECTIONS)}, got {spec['selection']!r}")
+    spec.setdefault("folds", 5)
+    if not isinstance(spec["folds"], int) or spec["folds"] < 2:
+        raise ConfigError(f"{path}: folds must be an integer >= 2, got {spec['folds']!r}")
     if spec.get("axis") is not None:
         axis_values(spec, path)  # checked now, not after an hour of fits
     return spec
@@ -219,6 +233,16 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
                 stale.append((run, variant, chosen, diff))
             if chosen:
                 plans.append((variant, seed, run, cfg, done and not diff, started and not diff, diff))
+            if chosen and spec["selection"] == "kfold":  # K more runs: fold i of the train rows is validation
+                for i in range(spec["folds"]):
+                    frun = fold_dir(out, variant, seed, i)
+                    fitems = items + [f"data.folds={spec['folds']}", f"data.fold={i}"]
+                    fcfg = compose(fitems + [f"seed={seed}", f"output_dir={frun}"])
+                    fdone, fstarted = (frun / "metrics.json").exists(), (frun / "checkpoints" / "last.ckpt").exists()
+                    fdiff = check_stored(frun, fcfg, fitems) if fdone or fstarted else []
+                    if fdiff and not refit:
+                        stale.append((frun, variant, chosen, fdiff))
+                    plans.append((variant, seed, frun, fcfg, fdone and not fdiff, fstarted and not fdiff, fdiff))
     if stale:
         run, variant, chosen, diff = stale[0]
         more = f" ({len(stale) - 1} more stored runs differ too)" if len(stale) > 1 else ""
@@ -241,14 +265,31 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
                  " (resumed from its last.ckpt)" if resume else "")
         t_run = time.time()
         fit(cfg)
-        timings[f"{_slug(variant)}/seed{seed}"] = round(time.time() - t_run, 2)
+        timings[str(run.relative_to(out))] = round(time.time() - t_run, 2)
     if timings:
         (out / "timings.json").write_text(json.dumps(timings, indent=2))
     runs = collect(spec, out)
-    write_study_table(spec, out, time.time() - t0, extra, runs, fitted=len(timings))
+    write_study_table(spec, out, time.time() - t0, extra, runs, fitted=len([k for k in timings if "/kfold/" not in k]))
     if spec.get("axis"):
         write_ablation_plot(spec, out, extra, runs)
     return out
+
+
+def fold_dir(out: Path, variant: str, seed: int, fold: int) -> Path:
+    """Where a k-fold selection run lives (beside the variant's seeds, not tabulated as one)."""
+    return out / _slug(variant) / "kfold" / f"seed{seed}-fold{fold}"
+
+
+def kfold_scores(spec: dict, out: Path) -> dict[str, list[float]]:
+    """Each variant's validation task-averages over its finished k-fold runs (seeds x folds)."""
+    scores = {}
+    for variant in spec["variants"]:
+        ms = [json.loads((fold_dir(out, variant, s, i) / "metrics.json").read_text())
+              for s in spec["seeds"] for i in range(spec["folds"])
+              if (fold_dir(out, variant, s, i) / "metrics.json").exists()]
+        if ms:
+            scores[variant] = _val_avgs(ms)
+    return scores
 
 
 def study_command(spec: dict, extra=()) -> str:
@@ -382,6 +423,15 @@ def write_study_table(spec: dict, out: Path, seconds: float, extra=(), runs: dic
     head = "Validation ranking (mean ± std of the validation task-average; select on this, never on test):"
     text += "\n" + "\n".join([head, ""]
                       + [f"{i + 1}. {v}: {_fmt_val(ms)}" for i, (v, ms) in enumerate(ranked)]) + "\n"
+    if spec.get("selection") == "kfold":
+        kf = kfold_scores(spec, out)
+        k = spec["folds"]
+        lines = [f"{i + 1}. {v}: {np.mean(s):.2f} ± {np.std(s):.2f} ({len(s)} runs)"
+                 for i, (v, s) in enumerate(sorted(kf.items(), key=lambda kv: -np.mean(kv[1])))]
+        text += "\n" + "\n".join([
+            f"{k}-fold ranking (selection: kfold; each variant refitted {k} times per seed with fold i of the "
+            "training rows as validation, task-stratified; the mean validation task-average over seeds x folds; "
+            "the test rows above are the variant's usual runs, never used to rank):", "", *lines]) + "\n"
     (out / "table.md").write_text(text)
     summary = {
         v: {k: [m.get(k) for m in ms] for k in ("id_avg", "ood_avg", "avg", "cost_per_query")}
