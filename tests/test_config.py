@@ -72,3 +72,13 @@ def test_instantiate_rejects_unknown_argument():
     cfg = OmegaConf.create({"_target_": "routerbench.routers.multilabel.MultiLabelRouter", "hiden_dim": 3})
     with pytest.raises(ConfigError, match=r"unknown argument\(s\) \['hiden_dim'\]; valid: .*hidden_dim"):
         instantiate(cfg, num_llms=2, embed_dim=4)
+
+
+def test_experiment_best_is_the_validation_pick_of_the_task_prior_study():
+    """configs/experiment/best.yaml: MLP on frozen multilingual e5, RouterDC data (its comment
+    gives the study and the test result against task_level)."""
+    from routerbench.config import compose
+
+    c = compose(["experiment=best"])
+    assert (c.choices.router, c.choices.encoder, c.choices.data) == ("mlp", "e5_multilingual", "routerdc")
+    assert c.router.policy is None

@@ -84,6 +84,8 @@ def test_fit_reload_and_route_as_reported(tmp_path, mode):
                             f"output_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'c'}"]))
     pol = m["policy"]
     assert pol["name"] == "task_prior" and pol["fitted"] and pol["mode"] == mode and pol["val_scores"]
+    # the reported validation score is out of sample: each half routed by the policy fitted on the other
+    assert m["val"]["policy"].startswith("cross-fitted") and m["val"]["n"] > 0
     ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
     run = load_run(ckpt)
     rows = run.rows("test_id") if hasattr(run, "rows") else None
@@ -94,3 +96,33 @@ def test_fit_reload_and_route_as_reported(tmp_path, mode):
     shares = np.bincount(choice, minlength=len(r.llm_names)) / len(choice)
     assert shares == pytest.approx([m["routed"][n] for n in r.llm_names], abs=1e-9)
     assert rows is None or len(rows)
+
+
+def test_cross_fitted_validation_routes_each_half_with_the_other_halfs_fit(tmp_path):
+    import copy
+
+    from routerbench.config import compose
+    from routerbench.runs.fit import _fit_on, build_router, cross_fitted_val_choices, make_datamodule, predict
+    from routerbench.data.prepare import prepare
+
+    cfg = compose(FAST + ["router=knn", "router.policy={name: prediction}", f"cache_dir={tmp_path / 'c'}"])
+    prep = prepare(cfg)
+    router = build_router(cfg, prep)
+    dm = make_datamodule(cfg, prep, router)
+    router.fit_from_data(dm)
+    rows = np.asarray(dm.val_rows)
+    _, conf = predict(router, dm, rows)
+    choice = cross_fitted_val_choices(router, dm, seed=4)
+    assert choice.shape == (len(rows),)
+    # recompute one half by hand: the same split, the copy fitted on the other half
+    rng = np.random.default_rng(4)
+    half = np.zeros(len(rows), dtype=np.int64)
+    tasks = dm.task[rows].numpy()
+    for k in np.unique(tasks):
+        pos = rng.permutation(np.flatnonzero(tasks == k))
+        half[pos[1::2]] = 1
+    p = copy.deepcopy(router.policy)
+    _fit_on(p, dm, rows[half == 1], conf[half == 1])
+    assert np.array_equal(choice[half == 0], p(torch.as_tensor(conf[half == 0])).numpy())
+    router.policy = None
+    assert cross_fitted_val_choices(router, dm) is None

@@ -105,17 +105,22 @@ def add_intervals(metrics: dict, table: ScoreTable, test_rows: np.ndarray, choic
 
 
 def build_report(router, dm, table: ScoreTable, predict, extra: dict | None = None, features=None,
-                 bootstrap: dict | None = None, seed: int = 0) -> dict:
+                 bootstrap: dict | None = None, seed: int = 0, val_choice=None) -> dict:
     """metrics.json content: the router on test (and val), routed distribution, baselines
     (``task_level`` on ``features`` when given), paired bootstrap intervals (``bootstrap``:
-    ``{"n_resamples", "seed"}``; default 1000 resamples, seed 0)."""
+    ``{"n_resamples", "seed"}``; default 1000 resamples, seed 0). ``val_choice``: the validation
+    rows' choices to report instead of the router's (a policy fitted on validation, cross-fitted:
+    ``runs.fit.cross_fitted_val_choices``); the ``val`` block then says so."""
     test_rows, val_rows = dm.test_rows, dm.val_rows
     choice, _ = predict(router, dm, test_rows)
     metrics = {"router": type(router).__name__}
     metrics.update(evaluate_rows(table, test_rows, choice) if len(test_rows) else {"tasks": {}})
     metrics["routed_per_task"] = routed_per_task(table, test_rows, choice) if len(test_rows) else {}
-    vchoice, _ = predict(router, dm, val_rows)
+    vchoice = val_choice if val_choice is not None else predict(router, dm, val_rows)[0]
     metrics["val"] = evaluate_rows(table, val_rows, vchoice) if len(val_rows) else None
+    if val_choice is not None and metrics["val"] is not None:
+        metrics["val"]["policy"] = ("cross-fitted: each half of the validation rows routed by the policy fitted on "
+                                    "the other half (out of sample)")
     best = router.meta.get("best_single", 0)
     metrics["baselines"] = {}
     if len(test_rows):

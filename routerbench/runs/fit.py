@@ -256,6 +256,49 @@ def predict(router: BaseRouter, dm: RouterDataModule, rows: np.ndarray) -> tuple
     return torch.cat(choices).numpy(), torch.cat(probs).float().numpy()
 
 
+def _fit_on(policy, dm: RouterDataModule, rows: np.ndarray, conf: np.ndarray) -> None:
+    """Fit ``policy`` on the rows' confidences, credit and mean costs (and, for a policy that
+    reads features, their frozen features and task ids)."""
+    costs = None if dm.table.costs is None else dm.costs[rows].mean(0)
+    if getattr(policy, "needs_features", False):
+        policy.fit(torch.as_tensor(conf), dm.credit[rows], costs, x=dm.features[rows].numpy(), task=dm.task[rows].numpy())
+    else:
+        policy.fit(torch.as_tensor(conf), dm.credit[rows], costs)
+
+
+def cross_fitted_val_choices(router: BaseRouter, dm: RouterDataModule, seed: int = 0) -> np.ndarray | None:
+    """The validation rows routed out of sample by a policy fitted on validation: the rows are
+    split in two halves (task-stratified, seeded), and each half is routed by a copy of the
+    policy fitted on the other half. A fitted policy's validation score is otherwise in-sample
+    (its thresholds or margin were chosen on those very rows), and a study ranking variants on
+    it favours the ones with a policy. None when the router has no such policy."""
+    import copy
+
+    policy = router.policy
+    rows = np.asarray(dm.val_rows)
+    if policy is None or not policy.needs_fit or len(rows) < 4:
+        return None
+    _, conf = predict(router, dm, rows)
+    rng = np.random.default_rng(seed)
+    half = np.zeros(len(rows), dtype=np.int64)
+    tasks = dm.task[rows].numpy()
+    for k in np.unique(tasks):
+        pos = rng.permutation(np.flatnonzero(tasks == k))
+        half[pos[1::2]] = 1
+    choice = np.zeros(len(rows), dtype=np.int64)
+    for h in (0, 1):
+        fit_pos, route_pos = np.flatnonzero(half != h), np.flatnonzero(half == h)
+        if not len(fit_pos) or not len(route_pos):
+            return None
+        p = copy.deepcopy(policy)
+        _fit_on(p, dm, rows[fit_pos], conf[fit_pos])
+        c = torch.as_tensor(conf[route_pos])
+        out = p(c, dm.features[rows[route_pos]]) if getattr(p, "needs_features", False) else p(c)
+        obs = None if dm.observed is None else dm.observed[rows[route_pos]]
+        choice[route_pos] = restrict_to_observed(out, c, obs).numpy()
+    return choice
+
+
 def fit_policy(router: BaseRouter, dm: RouterDataModule, ckpt_path: str | Path | None = None) -> dict | None:
     """Fit the router's policy on its validation predictions; store it in ``ckpt_path``.
 
@@ -273,17 +316,13 @@ def fit_policy(router: BaseRouter, dm: RouterDataModule, ckpt_path: str | Path |
         raise ValueError(f"policy {router.policy.name!r} is fitted on validation, and the data has no validation rows")
     if len(rows):
         _, conf = predict(router, dm, rows)
-        costs = None if dm.table.costs is None else dm.costs[rows].mean(0)
         if getattr(router.policy, "needs_features", False):  # task_prior: its prior on the training rows
             if dm.features is None:
                 raise ValueError(f"policy {router.policy.name} needs the run's frozen features")
             train = np.unique(np.asarray(dm.train_rows, dtype=np.int64))
             router.policy.fit_prior(dm.features[train].numpy(), dm.task[train].numpy(),
                                     dm.credit_with_missing(train).numpy())
-            router.policy.fit(torch.as_tensor(conf), dm.credit[rows], costs, x=dm.features[rows].numpy(),
-                              task=dm.task[rows].numpy())
-        else:
-            router.policy.fit(torch.as_tensor(conf), dm.credit[rows], costs)
+        _fit_on(router.policy, dm, rows, conf)
     router.meta["policy"] = router.policy.describe()
     if ckpt_path:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
@@ -397,7 +436,7 @@ def _fit(cfg, run_dir: Path, resume, before_training=lambda: None) -> dict | Non
         extra["leakage"] = prep.leakage
     metrics = build_report(router, dm, prep.table, predict, extra=extra, features=baseline_features(cfg, prep),
                            bootstrap=OmegaConf.to_container(cfg.bootstrap) if cfg.get("bootstrap") else None,
-                           seed=int(cfg.seed))
+                           seed=int(cfg.seed), val_choice=cross_fitted_val_choices(router, dm, int(cfg.seed)))
     write_run_files(run_dir, cfg, metrics, prep.table)
     if trainer.logger:
         flat = {f"test/{k}": v for k, v in metrics["tasks"].items()}
