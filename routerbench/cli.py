@@ -314,7 +314,7 @@ def cmd_sweep(args) -> int:
 
     o = option_parser().parse_intermixed_args(args.rest)
     out, failed = run_sweep(args.spec, o.overrides, output_dir=o.output_dir, count=o.count, parallel=o.parallel,
-                            seed=o.seed)
+                            seed=o.seed, kfold=o.kfold)
     print((out / "ranking.md").read_text())
     if failed:
         print(f"error: {len(failed)} trial(s) failed: {', '.join(failed)} (logs in {out}/trials/<id>/)", file=sys.stderr)
@@ -436,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="run (or resume) a grid/random wandb sweep spec offline; rank on validation",
                        epilog="options, in any order after SPEC: --parallel N (trials at once, each in its own "
                               "process), --count N (number of trials; grid: the first N), --output-dir DIR "
-                              "(default runs/sweeps/<name>), --seed S (random draws); other items are overrides "
+                              "(default runs/sweeps/<name>), --seed S (random draws), --kfold K (rank by K-fold "
+                              "cross-validation on the training rows); other items are overrides "
                               "applied to every trial. docs/sweeps.md")
     s.add_argument("spec", help="a wandb sweep yaml, e.g. configs/sweeps/routerdc_grid.yaml")
     s.add_argument("rest", nargs=argparse.REMAINDER, metavar="[--parallel N] [--count N] [--output-dir DIR] [overrides]")

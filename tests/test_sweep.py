@@ -137,3 +137,23 @@ def _spec(tmp_path, **changes):
 def test_bad_specs_are_clear_config_errors(tmp_path, capsys, changes, message):
     assert main(["sweep", str(_spec(tmp_path, **changes)), "--output-dir", str(tmp_path / "o")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_kfold_ranks_each_trial_on_its_mean_over_folds(tmp_path):
+    import json
+
+    spec = _spec(tmp_path, command=["routerbench", "fit", "router=knn", "${args_no_hyphens}"],
+                 parameters={"router.k": {"values": [3, 15]}})
+    out, failed = sweep.run_sweep(spec, _extra(tmp_path), output_dir=str(tmp_path / "sw"), kfold=3)
+    assert not failed
+    ranking = json.loads((out / "ranking.json").read_text())
+    for trial in ranking["trials"]:
+        folds = [json.loads((sweep.fold_dir(Path(trial["dir"]), i) / "metrics.json").read_text()) for i in range(3)]
+        assert trial["fold_metrics"] == [f["best_val_score"] for f in folds]
+        assert trial["metric"] == pytest.approx(sum(trial["fold_metrics"]) / 3)
+        assert trial["test_id_avg"] is not None  # the trial's own run, reported beside
+    metrics = [t["metric"] for t in ranking["trials"]]
+    assert metrics == sorted(metrics, reverse=True)
+    assert "over 3 folds" in (out / "ranking.md").read_text() and "--kfold 3" in ranking["command"]
+    with pytest.raises(ConfigError, match="--kfold"):
+        sweep.run_sweep(spec, _extra(tmp_path), output_dir=str(tmp_path / "sw2"), kfold=1)

@@ -265,7 +265,7 @@ def _run_subprocess(overrides: list[str], trial_dir: Path, threads: int) -> bool
 
 
 def run_sweep(path: str | Path, extra: list[str] = (), output_dir: str | None = None, count: int | None = None,
-              parallel: int = 1, seed: int = 0) -> tuple[Path, list[str]]:
+              parallel: int = 1, seed: int = 0, kfold: int | None = None) -> tuple[Path, list[str]]:
     """Run (or resume) a grid / random sweep offline; write ``ranking.md`` and ``ranking.json``.
 
     Args:
@@ -275,11 +275,16 @@ def run_sweep(path: str | Path, extra: list[str] = (), output_dir: str | None = 
         count: number of trials (grid: the first N; random: N draws); default the spec's run_cap.
         parallel: trials run at once, each in its own process (1 = one after another, in this process).
         seed: seed of the random method's draws.
+        kfold: K: each trial also runs K times with fold i of the training rows as validation
+            (``data.folds=K data.fold=i``, under ``<trial>/folds/fold<i>``), and the ranking uses
+            the metric's mean over the K folds (the trial's own run still gives the test columns).
 
     Returns:
         (sweep directory, ids of trials that failed).
     """
     spec = load_spec(path)
+    if kfold is not None and int(kfold) < 2:
+        raise ConfigError(f"--kfold must be at least 2, got {kfold}")
     todo = trials(spec, count, seed)
     out = Path(output_dir or Path("runs") / "sweeps" / spec["name"])
     plans = []
@@ -295,9 +300,16 @@ def run_sweep(path: str | Path, extra: list[str] = (), output_dir: str | None = 
                 f"use another --output-dir for a sweep with different settings"
             )
         plans.append((t, tdir, overrides, settings))
+    runs = list(plans)
+    for t, tdir, overrides, settings in plans if kfold else []:
+        for i in range(int(kfold)):
+            fdir = fold_dir(tdir, i)
+            fsettings = settings + [f"data.folds={int(kfold)}", f"data.fold={i}"]
+            runs.append((t, fdir, fsettings + [f"output_dir={fdir}", f"run_name={spec['name']}-{t['id']}-fold{i}"],
+                         fsettings))
     t0 = time.time()
     pending = []
-    for t, tdir, overrides, settings in plans:
+    for t, tdir, overrides, settings in runs:
         if (tdir / "metrics.json").exists():
             log.info("sweep %s: trial %s already finished", spec["name"], t["id"])
             continue
@@ -315,16 +327,23 @@ def run_sweep(path: str | Path, extra: list[str] = (), output_dir: str | None = 
         threads = max(1, (os.cpu_count() or 1) // parallel)
         with ThreadPoolExecutor(parallel) as pool:
             ok = list(pool.map(lambda p: _run_subprocess(p[2], p[1], threads), pending))
-    failed = [t["id"] for (t, _, _), good in zip(pending, ok) if not good]
+    failed = list(dict.fromkeys(t["id"] for (t, _, _), good in zip(pending, ok) if not good))
     opts = [*(["--count", str(count)] if count else []), *(["--parallel", str(parallel)] if parallel > 1 else []),
             *(["--seed", str(seed)] if seed else []), *(["--output-dir", str(output_dir)] if output_dir else [])]
     cmd = " ".join(["routerbench sweep", str(path), *opts, *extra])
-    write_ranking(spec, plans, out, cmd, time.time() - t0)
+    cmd += f" --kfold {int(kfold)}" if kfold else ""
+    write_ranking(spec, plans, out, cmd, time.time() - t0, kfold=kfold)
     return out, failed
 
 
-def write_ranking(spec: dict, plans: list, out: Path, command: str, seconds: float) -> list[dict]:
-    """``ranking.md`` and ``ranking.json``: finished trials by the validation metric, best first."""
+def fold_dir(trial_dir: Path, fold: int) -> Path:
+    return trial_dir / "folds" / f"fold{fold}"
+
+
+def write_ranking(spec: dict, plans: list, out: Path, command: str, seconds: float,
+                  kfold: int | None = None) -> list[dict]:
+    """``ranking.md`` and ``ranking.json``: finished trials by the validation metric, best first
+    (with ``kfold``: by its mean over the trial's K fold runs, all K finished)."""
     name, goal = spec["metric"]["name"], spec["metric"]["goal"]
     rows = []
     for t, tdir, *_ in plans:
@@ -337,6 +356,16 @@ def write_ranking(spec: dict, plans: list, out: Path, command: str, seconds: flo
                        train_seconds=m.get("train_seconds"))
         elif (tdir / "error.txt").exists() or (tdir / "log.txt").exists():
             row["status"] = "failed"
+        if kfold:
+            vals = []
+            for i in range(int(kfold)):
+                p = fold_dir(tdir, i) / "metrics.json"
+                vals.append(_metric_value(json.loads(p.read_text()), name) if p.exists() else None)
+            row["fold_metrics"] = vals
+            done_folds = [v for v in vals if v is not None]
+            row["metric"] = float(np.mean(done_folds)) if len(done_folds) == int(kfold) else None
+            if row["status"] == "finished" and row["metric"] is None:
+                row["status"] = f"finished, {len(done_folds)} of {kfold} folds"
         rows.append(row)
     sign = -1 if goal == "maximize" else 1
     done = sorted((r for r in rows if r.get("metric") is not None), key=lambda r: sign * r["metric"])
@@ -352,8 +381,11 @@ def write_ranking(spec: dict, plans: list, out: Path, command: str, seconds: flo
     lines = [
         f"## Sweep {spec['name']}", "",
         (spec.get("description") or "").strip(), "",
-        f"Ranked by **{name}** ({goal}) on the validation split. Test columns are shown for reference and "
-        f"were never used to rank or select. {len(done)} of {len(rows)} trials finished.", "",
+        (f"Ranked by **{name}** ({goal}) on the validation split" if not kfold else
+         f"Ranked by the mean of **{name}** ({goal}) over {kfold} folds (each trial refitted {kfold} times, fold i "
+         "of the training rows as validation; `--kfold`)") +
+        f". Test columns are shown for reference and were never used to rank or select. {len(done)} of {len(rows)} "
+        "trials finished.", "",
         "| rank | trial | " + " | ".join(keys) + f" | {name} | val avg % | test ID avg % | test OOD avg % | steps | status |",
         "|" + "---|" * (len(keys) + 8),
     ]
@@ -378,5 +410,7 @@ def option_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=None, help="number of trials (grid: the first N; default: run_cap)")
     p.add_argument("--output-dir", default=None, help="sweep directory (default runs/sweeps/<name>)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random method's draws (default 0)")
+    p.add_argument("--kfold", type=int, default=None, metavar="K",
+                   help="rank by K-fold cross-validation on the training rows (K more fits per trial)")
     p.add_argument("overrides", nargs="*", help="config overrides applied to every trial")
     return p
