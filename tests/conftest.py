@@ -29,3 +29,16 @@ def real_data_root():
     if not (root / "routerdc").is_dir():
         pytest.skip(f"real data not found at {root} (set ROUTERBENCH_DATA to its folder)")
     return root
+
+
+def write_data_config(path, root, files: list[dict], **keys):
+    """A data config yaml at ``path`` reading ``files`` (dicts: path, role, rule, ...) under
+    ``root``; ``keys`` override the defaults (nan_policy error, val_fraction 0.1, ...)."""
+    import yaml
+
+    cfg = {"name": path.stem, "source": "files", "root": str(root), "nan_policy": "error", "val_fraction": 0.1,
+           "samples_per_task": None, "cluster_source": "file", "costs": None, "exclude_llms": [],
+           "drop_leaked": False, "duplicates": "keep", "files": files, "synthetic": {}}
+    cfg.update(keys)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path

@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import write_data_config
 from routerbench.cli import main
 from routerbench.data.formats import read_file
 from routerbench.data.formats.generic import read_jsonl
@@ -129,23 +130,9 @@ def test_convert_splits_per_task_and_fit_runs_on_a_masked_table(harness, tmp_pat
                  "--test-fraction", "0.3", "--seed", "1"]) == 0
     train, test = read_jsonl(tmp / "pool-train.jsonl"), read_jsonl(tmp / "pool-test.jsonl")
     assert len(train) + len(test) == 40 and (test.tasks == "arith").sum() == 6
-    cfg = tmp / "harness.yaml"
-    cfg.write_text(f"""name: harness
-source: files
-root: {tmp}
-nan_policy: mask
-val_fraction: 0.2
-samples_per_task: null
-cluster_source: file
-costs: null
-exclude_llms: []
-drop_leaked: false
-duplicates: keep
-files:
-  - {{path: pool-train.jsonl, role: train, rule: binary}}
-  - {{path: pool-test.jsonl, role: test_id, rule: binary}}
-synthetic: {{}}
-""")
+    cfg = write_data_config(tmp / "harness.yaml", tmp, [
+        {"path": "pool-train.jsonl", "role": "train", "rule": "binary"},
+        {"path": "pool-test.jsonl", "role": "test_id", "rule": "binary"}], nan_policy="mask", val_fraction=0.2)
     common = ["encoder=tfidf", "router=knn", "router.k=3", "logger=none", "progress=false",
               "trainer.max_steps=4", "trainer.val_every_n_steps=2", f"cache_dir={tmp / 'cache'}",
               "encoder.svd_dim=8", "bootstrap.n_resamples=20"]
@@ -153,10 +140,8 @@ synthetic: {{}}
     m = json.loads((tmp / "run" / "metrics.json").read_text())
     assert m["coverage"]["model-c"] < 1.0 and m["coverage"]["org/model-a"] == 1.0
     # the same logs named directly in a data config (format lm-eval, no conversion)
-    lines = cfg.read_text().splitlines(keepends=True)
-    files_at = lines.index("files:\n")
-    cfg.write_text("".join(lines[: files_at + 1]) + "  - {path: logs, fmt: lm-eval, role: train, rule: binary, "
-                   "options: {metric: acc, tasks: [geo]}}\nsynthetic: {}\n")
+    write_data_config(cfg, tmp, [{"path": "logs", "fmt": "lm-eval", "role": "train", "rule": "binary",
+                                  "options": {"metric": "acc", "tasks": ["geo"]}}], nan_policy="mask", val_fraction=0.2)
     from routerbench.config import compose
     from routerbench.data.prepare import build_table
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import write_data_config
 from routerbench.cli import main
 from routerbench.data.formats import detect_format, read_file
 from routerbench.data.formats.generic import read_jsonl
@@ -294,24 +295,10 @@ def test_a_data_config_names_the_format_and_the_price_table(tmp_path):
 
     write_sprout(tmp_path / "train.parquet")
     write_sprout(tmp_path / "test.parquet", prefix="t")
-    cfg = tmp_path / "sprout.yaml"
-    cfg.write_text(f"""name: sprout
-source: files
-root: {tmp_path}
-nan_policy: error
-val_fraction: 0.0
-samples_per_task: null
-cluster_source: file
-costs: null
-prices: sprout_carrot
-exclude_llms: []
-drop_leaked: false
-duplicates: keep
-files:
-  - {{path: train.parquet, format: sprout, role: train, rule: multi_attempt}}
-  - {{path: test.parquet, fmt: sprout, role: test_id, rule: multi_attempt}}
-synthetic: {{}}
-""")
+    cfg = write_data_config(tmp_path / "sprout.yaml", tmp_path, [
+        {"path": "train.parquet", "format": "sprout", "role": "train", "rule": "multi_attempt"},
+        {"path": "test.parquet", "fmt": "sprout", "role": "test_id", "rule": "multi_attempt"}],
+        val_fraction=0.0, prices="sprout_carrot")
     t = build_table(compose([f"data={cfg}"]).data)
     assert t.costs is not None and t.costs[0, 0] == pytest.approx((100 * 2.5 + 10 * 10.0) / 1e6)
     assert len(t) == 16 and (t.roles == "test_id").sum() == 8 and t.ids[8] == "t0"
