@@ -74,11 +74,11 @@ def test_instantiate_rejects_unknown_argument():
         instantiate(cfg, num_llms=2, embed_dim=4)
 
 
-def test_experiment_best_is_the_validation_pick_of_the_task_prior_study():
-    """configs/experiment/best.yaml: MLP on frozen multilingual e5, RouterDC data (its comment
-    gives the study and the test result against task_level)."""
+def test_experiment_best_is_the_kfold_pick_of_the_task_prior_study():
+    """configs/experiment/best.yaml: the task-level router on frozen multilingual e5, RouterDC data
+    (its comment gives the study, its 5-fold ranking and the test result against task_level)."""
     from routerbench.config import compose
 
     c = compose(["experiment=best"])
-    assert (c.choices.router, c.choices.encoder, c.choices.data) == ("mlp", "e5_multilingual", "routerdc")
+    assert (c.choices.router, c.choices.encoder, c.choices.data) == ("task", "e5_multilingual", "routerdc")
     assert c.router.policy is None

@@ -269,7 +269,9 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
     if timings:
         (out / "timings.json").write_text(json.dumps(timings, indent=2))
     runs = collect(spec, out)
-    write_study_table(spec, out, time.time() - t0, extra, runs, fitted=len([k for k in timings if "/kfold/" not in k]))
+    folds = [v for k, v in timings.items() if "/kfold/" in k]
+    write_study_table(spec, out, time.time() - t0, extra, runs, fitted=len([k for k in timings if "/kfold/" not in k]),
+                      fold_fits=(len(folds), sum(folds)))
     if spec.get("axis"):
         write_ablation_plot(spec, out, extra, runs)
     return out
@@ -376,7 +378,7 @@ def _other_task_levels(runs: dict, dirs: dict, first_variant: str) -> dict[str, 
 
 
 def write_study_table(spec: dict, out: Path, seconds: float, extra=(), runs: dict | None = None,
-                      fitted: int = 0) -> str:
+                      fitted: int = 0, fold_fits: tuple[int, float] = (0, 0.0)) -> str:
     """table.md and summary.json of a study from its finished runs (``seconds``: this invocation's
     wall time; ``fitted``: how many runs it fitted, 0 when it only re-tabulated, and the table then
     gives the runs' summed training time instead; ``runs``: ``collect(spec, out)`` when the caller
@@ -418,7 +420,11 @@ def write_study_table(spec: dict, out: Path, seconds: float, extra=(), runs: dic
             "LLM and the task_level baseline of its own runs, i.e. the same features and seeds): the difference",
             "of the averages, its 95% interval and the verdict.", "",
             verdict_table({f"**{v}**": iv["diff_ci95"] for v, iv in intervals.items()}), "", ""])
-    text += f"Command: `{cmd}`. Machine: {machine_name()}. " + _timing_line(runs, seconds, fitted) + "\n"
+    text += f"Command: `{cmd}`. Machine: {machine_name()}. " + _timing_line(runs, seconds, fitted)
+    if fold_fits[0]:
+        text += (f" This invocation also fitted {fold_fits[0]} k-fold runs ({fold_fits[1]:.0f} s of the wall time, "
+                 "prepare + fit + report each).")
+    text += "\n"
     ranked = sorted(runs.items(), key=lambda kv: -np.mean(_val_avgs(kv[1])))
     head = "Validation ranking (mean ± std of the validation task-average; select on this, never on test):"
     text += "\n" + "\n".join([head, ""]
