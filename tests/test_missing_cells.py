@@ -179,3 +179,14 @@ def test_the_task_router_equals_task_level_on_a_sparse_pool(tmp_path):
 def test_the_error_policy_refuses_a_sparse_synthetic_pool(tmp_path):
     with pytest.raises(DataError, match="nan_policy mask"):
         fit(compose(FAST + ["data.synthetic.missing=0.25", f"output_dir={tmp_path / 'run'}"]))
+
+
+def test_routerbench_test_on_a_sparse_run_equals_its_fit_report(tmp_path):
+    from routerbench.runs.test import test_checkpoint
+
+    m = fit(compose(SPARSE + ["router=knn", f"output_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'c'}"]))
+    t, _ = test_checkpoint(tmp_path / "run" / "checkpoints" / "best.ckpt", output_dir=tmp_path / "t")
+    assert t["id_avg"] == pytest.approx(m["id_avg"], abs=1e-9) and t["ood_avg"] == pytest.approx(m["ood_avg"], abs=1e-9)
+    assert t["coverage"] == m["coverage"]
+    assert t["baselines"]["task_level"]["id_avg"] == pytest.approx(m["baselines"]["task_level"]["id_avg"], abs=1e-9)
+    assert t["diff_ci95"] == m["diff_ci95"]
