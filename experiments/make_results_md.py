@@ -62,7 +62,8 @@ EXTRA_FIGURES = {
     ],
 }
 # extra markdown written beside a study's table (results/<name>/<file>), appended after it
-EXTRA_TABLES = {"two_stage_tune": ["val_aiq.md"], "cost_routerbench": ["aiq_seeds.md", "predictability.md"],
+EXTRA_TABLES = {"task_prior": ["auc_MLP_MiniLM.md", "auc_MLP_e5.md", "auc_RouterDC_MiniLM.md", "auc_RouterDC_e5.md"],
+                "two_stage_tune": ["val_aiq.md"], "cost_routerbench": ["aiq_seeds.md", "predictability.md"],
                 "routerbench_finetune": ["predictability_frozen.md", "predictability_finetuned.md"]}
 # figures written under results/<name>/, copied to docs/figures/<name>_<flattened path>
 RESULT_FIGURES = {
