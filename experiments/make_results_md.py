@@ -104,23 +104,32 @@ def _cell(block: dict | None, key: str) -> str:
     return f"{block[f'{key}_diff']:+.2f} [{lo:+.1f}, {hi:+.1f}] {verdict}"
 
 
-def headline(results: Path) -> str:
-    """The headline table: every router of the main study against best single and task_level,
-    from results/<HEADLINE_STUDY>/summary.json (written by `routerbench study`)."""
+SECOND_HEADLINE = ("task_prior", "# Headline 2: the task prior, and the multilingual encoder (3 seeds)",
+                   "Each router plain and with `policy=task_prior`, on frozen MiniLM and multilingual e5. Each "
+                   "difference is taken against the `task_level` of the router's own features; the reference "
+                   "values below are those of the first row (e5). The study's 5-fold selection picks the "
+                   "task-level router (e5): `configs/experiment/best.yaml`.")
+
+
+def headline(results: Path, study: str = HEADLINE_STUDY,
+             title: str = "# Headline: every router against the task-level baseline (frozen MiniLM, 3 seeds)",
+             lead: str = "") -> str:
+    """A headline table: every row of a study against best single and task_level, from
+    results/<study>/summary.json (written by `routerbench study`)."""
     import json
 
-    path = results / HEADLINE_STUDY / "summary.json"
+    path = results / study / "summary.json"
     if not path.exists():
-        return (f"# Headline\n\n(results/{HEADLINE_STUDY}/summary.json is not in this checkout: "
-                f"`routerbench study experiments/{HEADLINE_STUDY}.yaml` writes it)\n")
+        return (f"{title}\n\n(results/{study}/summary.json is not in this checkout: "
+                f"`routerbench study experiments/{study}.yaml` writes it)\n")
     summary = json.loads(path.read_text())
     first = next(iter(summary.values()))
     lines = [
-        "# Headline: every router against the task-level baseline (frozen MiniLM, 3 seeds)", "",
-        f"From `results/{HEADLINE_STUDY}/summary.json` (`routerbench study experiments/{HEADLINE_STUDY}.yaml`; the "
-        f"full table, its command and machine: [studies/{HEADLINE_STUDY}.md](studies/{HEADLINE_STUDY}.md)). A router *helps* only where the paired 95% "
+        title, "", *([lead, ""] if lead else []),
+        f"From `results/{study}/summary.json` (`routerbench study experiments/{study}.yaml`; the "
+        f"full table, its command and machine: [studies/{study}.md](studies/{study}.md)). A router *helps* only where the paired 95% "
         "interval of its difference lies above 0: against the best single LLM (chosen on validation) and against "
-        "`task_level` (a task classifier on the same MiniLM features, each task's best LLM). Mean over seeds; "
+        "`task_level` (a task classifier on the router's own features, each task's best LLM). Mean over seeds; "
         "intervals: paired bootstrap over the test queries within each task, the seeds' predictions pooled.", "",
         f"Reference values (mean over seeds): best single {np.mean(first['best_single_id']):.2f} ID / "
         f"{np.mean(first['best_single_ood']):.2f} OOD; task_level {np.mean(first['task_level_id']):.2f} ID / "
@@ -233,7 +242,7 @@ def render(results: Path, figures: Path, out: Path, goals: Path) -> dict[Path, s
         text = study_page(name, title, results, figures, page)
         if text is not None:
             pages[page] = text
-    parts = [INTRO, headline(results)]
+    parts = [INTRO, headline(results), headline(results, *SECOND_HEADLINE)]
     if goals.exists():
         parts.append(goals.read_text())
     parts.append("# Every study\n\nOne generated page per study (its table with intervals and verdicts where the study "
