@@ -105,6 +105,27 @@ def task_level_scores(p_task: torch.Tensor, table: torch.Tensor, mode: str = "ha
     return p @ table.to(torch.float64)
 
 
+def task_classifier_weights(x, task, num_tasks: int, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A multinomial logistic regression (scikit-learn, L-BFGS, ``C = c``) of task ids [n] on
+    features [n, D], as the weight [K, D] and bias [K] of a linear layer read by a softmax: a task
+    without training rows gets weight 0 and bias -1e4 (never predicted); a single task gets bias 0;
+    with two, scikit-learn's one row (p(second) = sigmoid(w x + b)) becomes two, the first zero."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, task = np.asarray(x, dtype=np.float64), np.asarray(task)
+    weight, bias = np.zeros((num_tasks, x.shape[1])), np.full(num_tasks, -1e4)
+    classes = np.unique(task)
+    if len(classes) == 1:
+        bias[classes[0]] = 0.0
+        return weight, bias
+    clf = LogisticRegression(C=float(c), max_iter=2000, random_state=0).fit(x, task)
+    coef, icpt = clf.coef_, clf.intercept_
+    if len(classes) == 2:
+        coef, icpt = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], icpt])
+    weight[classes], bias[classes] = coef, icpt
+    return weight, bias
+
+
 def fit_task_classifier(features: np.ndarray, task: np.ndarray, num_tasks: int, c: float = 10.0,
                         seed: int = 0):
     """A multinomial logistic regression on the training rows' task ids (scikit-learn, lbfgs).

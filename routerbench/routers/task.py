@@ -40,7 +40,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from routerbench.metrics.task_level import MODES, argmax_ties, task_level_choice, task_level_scores, task_utility_table
+from routerbench.metrics.task_level import (MODES, argmax_ties, task_classifier_weights, task_level_choice,
+                                            task_level_scores, task_utility_table)
 from routerbench.routers.heads import make_head
 from routerbench.routers.nonparametric import NonparametricRouter
 
@@ -107,22 +108,9 @@ class TaskRouter(NonparametricRouter):
 
     def fit_classifier(self, x: np.ndarray, task: np.ndarray) -> None:
         """Fit the linear head by multinomial logistic regression (L-BFGS) on features [n, D] and
-        task ids [n]; tasks absent from ``task`` get probability 0."""
-        from sklearn.linear_model import LogisticRegression
-
-        k = self.task_credit.shape[0]
-        weight = torch.zeros(k, x.shape[1], dtype=torch.float64)
-        bias = torch.full((k,), -1e4, dtype=torch.float64)  # unseen tasks: never predicted
-        classes = np.unique(task)
-        if len(classes) == 1:
-            bias[classes[0]] = 0.0
-        else:
-            clf = LogisticRegression(C=float(self.hparams.c), max_iter=2000, random_state=0)
-            clf.fit(np.asarray(x, dtype=np.float64), task)
-            coef, icpt = torch.as_tensor(clf.coef_), torch.as_tensor(clf.intercept_)
-            if len(classes) == 2:  # scikit-learn keeps one row: p(second) = sigmoid(w x + b)
-                coef, icpt = torch.cat([torch.zeros_like(coef), coef]), torch.cat([torch.zeros_like(icpt), icpt])
-            weight[torch.as_tensor(classes)], bias[torch.as_tensor(classes)] = coef, icpt
+        task ids [n]; tasks absent from ``task`` get probability 0 (``task_classifier_weights``)."""
+        w, b = task_classifier_weights(x, task, self.task_credit.shape[0], float(self.hparams.c))
+        weight, bias = torch.as_tensor(w), torch.as_tensor(b)
         linear = self.head[-1]
         with torch.no_grad():
             linear.weight.copy_(weight.to(linear.weight.dtype))

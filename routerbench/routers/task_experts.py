@@ -42,7 +42,7 @@ import logging
 import numpy as np
 import torch
 
-from routerbench.metrics.task_level import argmax_ties, task_utility_table
+from routerbench.metrics.task_level import argmax_ties, task_classifier_weights, task_utility_table
 from routerbench.routers.nonparametric import NonparametricRouter
 
 log = logging.getLogger("routerbench")
@@ -203,24 +203,13 @@ class TaskExpertsRouter(NonparametricRouter):
 
     def _fit_params(self, x_tr, task_tr, credit_tr, costs_tr) -> dict[str, np.ndarray]:
         """Steps 1-3 of the module docstring on training arrays: every buffer but the margins."""
-        from sklearn.linear_model import LogisticRegression
-
         h = self.hparams
         k_all, t_all = self.best.shape[0], self.hparams.num_llms
         lam = float(h.cost_lambda)
         cost = np.zeros(t_all) if costs_tr is None else np.asarray(costs_tr, dtype=np.float64).mean(0)
         util = credit_tr - lam * (0 if costs_tr is None else np.asarray(costs_tr, dtype=np.float64))
         # 1. task classifier (zero weights and a very low bias for tasks without training rows)
-        w, b = np.zeros((k_all, x_tr.shape[1])), np.full(k_all, -1e4)
-        classes = np.unique(task_tr)
-        if len(classes) == 1:
-            b[classes[0]] = 0.0
-        else:
-            clf = LogisticRegression(C=float(h.c), max_iter=2000, random_state=0).fit(x_tr, task_tr)
-            coef, icpt = clf.coef_, clf.intercept_
-            if len(classes) == 2:
-                coef, icpt = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], icpt])
-            w[classes], b[classes] = coef, icpt
+        w, b = task_classifier_weights(x_tr, task_tr, k_all, float(h.c))
         # 2. task table and each task's best LLM
         table = task_utility_table(credit_tr, task_tr, k_all, costs_tr, lam)
         best = argmax_ties(table, torch.as_tensor(cost) if costs_tr is not None else None).numpy()

@@ -76,24 +76,13 @@ class TaskPriorPolicy(Policy):
     def fit_prior(self, x, task, credit) -> "TaskPriorPolicy":
         """The task classifier on training features [n, D] and task ids [n]; ``U`` from their
         credit [n, T] (NaN: missing cells, left out of the means)."""
-        from sklearn.linear_model import LogisticRegression
+        from routerbench.metrics.task_level import task_classifier_weights, task_utility_table
 
-        from routerbench.metrics.task_level import task_utility_table
-
-        x, task = np.asarray(x, dtype=np.float64), np.asarray(task, dtype=np.int64)
+        task = np.asarray(task, dtype=np.int64)
         k = self.weight.shape[0]
-        weight, bias = torch.zeros_like(self.weight, dtype=torch.float64), torch.full((k,), -1e4, dtype=torch.float64)
-        classes = np.unique(task)
-        if len(classes) == 1:
-            bias[int(classes[0])] = 0.0
-        else:
-            clf = LogisticRegression(C=self.c, max_iter=2000, random_state=0).fit(x, task)
-            coef, icpt = torch.as_tensor(clf.coef_), torch.as_tensor(clf.intercept_)
-            if len(classes) == 2:  # scikit-learn keeps one row: p(second) = sigmoid(w x + b)
-                coef, icpt = torch.cat([torch.zeros_like(coef), coef]), torch.cat([torch.zeros_like(icpt), icpt])
-            weight[torch.as_tensor(classes)], bias[torch.as_tensor(classes)] = coef, icpt
-        self.weight.copy_(weight.to(self.weight.dtype))
-        self.bias.copy_(bias.to(self.bias.dtype))
+        weight, bias = task_classifier_weights(x, task, k, self.c)
+        self.weight.copy_(torch.as_tensor(weight, dtype=self.weight.dtype))
+        self.bias.copy_(torch.as_tensor(bias, dtype=self.bias.dtype))
         self.table.copy_(task_utility_table(np.asarray(credit, dtype=np.float64), task, k).to(self.table.dtype))
         return self
 
