@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import FAST
+from routerbench.data.splits import stratified_folds
 from routerbench.routers.policies import build_policy
 from routerbench.routers.task_prior import TaskPriorPolicy
 
@@ -121,6 +122,7 @@ def test_cross_fitted_validation_routes_each_half_with_the_other_halfs_fit(tmp_p
     for k in np.unique(tasks):
         pos = rng.permutation(np.flatnonzero(tasks == k))
         half[pos[1::2]] = 1
+    assert np.array_equal(half, stratified_folds(tasks, 2, 4))
     p = copy.deepcopy(router.policy)
     _fit_on(p, dm, rows[half == 1], conf[half == 1])
     assert np.array_equal(choice[half == 0], p(torch.as_tensor(conf[half == 0])).numpy())

@@ -59,3 +59,15 @@ def sample_per_task(table: ScoreTable, n: int | None, role: str = "train") -> np
         if len(idx):
             out.append(np.resize(idx, n))
     return np.concatenate(out) if out else rows[:0]
+
+
+def stratified_folds(groups, k: int, seed: int = 0) -> np.ndarray:
+    """Fold id (0..k-1) of each element [n]: each group's elements (groups in sorted order) in a
+    seeded random order, dealt round-robin, so every fold holds a near-equal share of each group."""
+    groups = np.asarray(groups)
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(groups), dtype=np.int64)
+    for g in np.unique(groups):
+        rows = rng.permutation(np.flatnonzero(groups == g))
+        fold[rows] = np.arange(len(rows)) % k
+    return fold

@@ -42,6 +42,7 @@ import logging
 import numpy as np
 import torch
 
+from routerbench.data.splits import stratified_folds
 from routerbench.metrics.task_level import argmax_ties, task_classifier_weights, task_utility_table
 from routerbench.routers.nonparametric import NonparametricRouter
 
@@ -194,11 +195,7 @@ class TaskExpertsRouter(NonparametricRouter):
     def _folds(self, task: np.ndarray) -> list[np.ndarray]:
         """Task-stratified folds of the training rows (seeded): each task's rows dealt round-robin."""
         k = int(self.hparams.folds)
-        rng = np.random.default_rng(0)
-        fold = np.empty(len(task), dtype=np.int64)
-        for t in np.unique(task):
-            rows = rng.permutation(np.flatnonzero(task == t))
-            fold[rows] = np.arange(len(rows)) % k
+        fold = stratified_folds(task, k, seed=0)
         return [np.flatnonzero(fold == f) for f in range(k) if (fold == f).any()]
 
     def _fit_params(self, x_tr, task_tr, credit_tr, costs_tr) -> dict[str, np.ndarray]:

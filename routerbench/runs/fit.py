@@ -21,6 +21,7 @@ from routerbench.config import instantiate
 from routerbench.config_check import resume_path
 from routerbench.data.datamodule import RouterDataModule
 from routerbench.data.prepare import Prepared, baseline_features, prepare
+from routerbench.data.splits import stratified_folds
 from routerbench.errors import ConfigError, FitInterrupted
 from routerbench.metrics.baselines import best_single_llm
 from routerbench.metrics.routing import restrict_to_observed
@@ -279,12 +280,7 @@ def cross_fitted_val_choices(router: BaseRouter, dm: RouterDataModule, seed: int
     if policy is None or not policy.needs_fit or len(rows) < 4:
         return None
     _, conf = predict(router, dm, rows)
-    rng = np.random.default_rng(seed)
-    half = np.zeros(len(rows), dtype=np.int64)
-    tasks = dm.task[rows].numpy()
-    for k in np.unique(tasks):
-        pos = rng.permutation(np.flatnonzero(tasks == k))
-        half[pos[1::2]] = 1
+    half = stratified_folds(dm.task[rows].numpy(), 2, seed)
     choice = np.zeros(len(rows), dtype=np.int64)
     for h in (0, 1):
         fit_pos, route_pos = np.flatnonzero(half != h), np.flatnonzero(half == h)
