@@ -71,7 +71,7 @@ def detect_format(path) -> str:
     if ext == ".jsonl":
         import json
 
-        first = next((ln for ln in V.read_text(p).split("\n") if ln.strip()), "")
+        first = next((ln for _, ln in V.iter_lines(p)), "")  # the first line only: files may be GBs
         try:
             item = json.loads(first)
         except ValueError:

@@ -73,17 +73,16 @@ def _numbers(values: dict, llms: list[str], where: str, field, what: str = "scor
     return [V.number(v, where, field(m), what=what) for m, v in zip(llms, row)]
 
 
-def records_to_table(records, wheres, path, *, task: str | None, role: str,
+def records_to_table(located, path, *, task: str | None, role: str,
                      default_task: str, names: V.FieldNames = JSONL_NAMES,
                      lenient_ids: bool = False) -> ScoreTable:
     """Translate parsed records into a ScoreTable (the rules are filled in by ``read_file``).
 
     Args:
-        records: dicts (any iterable: a reader may stream them) with ``question``, ``scores``
-            ({llm: value}) and optionally ``costs`` ({llm: value}), ``id``, ``task``,
-            ``cluster_id``; values may be numbers or text.
-        wheres: each record's location (``FILE:line N`` / ``FILE:item N`` / ``FILE:row N``), an
-            iterable in step with ``records``.
+        located: ``(record, where)`` pairs, any iterable (a reader may stream them): each record
+            a dict with ``question``, ``scores`` ({llm: value}) and optionally ``costs``
+            ({llm: value}), ``id``, ``task``, ``cluster_id`` (values may be numbers or text), and
+            its location (``FILE:line N`` / ``FILE:item N`` / ``FILE:row N``).
         path: the file, for file-level messages.
         task: the caller's task name for every row, or None (each row's ``task``, else
             ``default_task``).
@@ -97,7 +96,7 @@ def records_to_table(records, wheres, path, *, task: str | None, role: str,
     texts, tasks, clusters, ids, where_list = [], [], [], [], []
     scores = costs = None
     has_cost, has_cl, has_id, has_task = [], [], [], []
-    for rec, where in zip(records, wheres):
+    for rec, where in located:
         where_list.append(where)
         texts.append(V.text_value(V.require(rec, "question", where, names.question), where, names.question))
         sc = V.require(rec, "scores", where, names.scores)
@@ -162,9 +161,8 @@ def default_ids(tasks: list[str], role: str) -> list[str]:
 
 def read_jsonl(path, *, task: str | None = None, role: str = "train") -> ScoreTable:
     """Read a generic JSONL score file (see the module docstring), streamed line by line."""
-    located: list[str] = []
 
-    def records():
+    def located():
         for ln, line in V.iter_lines(path):
             item = V.parse_json(line, path, line=ln)
             where = f"{path}:line {ln}"
@@ -173,17 +171,10 @@ def read_jsonl(path, *, task: str | None = None, role: str = "train") -> ScoreTa
             for k in item:
                 if k not in JSONL_KEYS:
                     raise DataError.at(where, field=k, msg=f"unknown field; valid: {', '.join(JSONL_KEYS)}")
-            located.append(where)
-            yield item
+            yield item, where
 
-    def wheres():
-        i = 0
-        while True:  # in step with records(): its location is appended before the record is yielded
-            yield located[i]
-            i += 1
-
-    return records_to_table(records(), wheres(), path, task=task, role=role,
-                            default_task=Path(path).stem, names=JSONL_NAMES)
+    return records_to_table(located(), path, task=task, role=role, default_task=Path(path).stem,
+                            names=JSONL_NAMES)
 
 
 def is_generic_header(header: list[str]) -> bool:
@@ -215,7 +206,7 @@ def read_generic_csv(path, *, task: str | None = None, role: str = "train") -> S
             rec["costs"] = {m: row[col[f"cost:{m}"]] for m in llms}
         records.append(rec)
     wheres = [f"{path}:line {ln}" for ln in lines]
-    return records_to_table(records, wheres, path, task=task, role=role,
+    return records_to_table(zip(records, wheres), path, task=task, role=role,
                             default_task=Path(path).stem, names=CSV_NAMES)
 
 

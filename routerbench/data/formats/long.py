@@ -29,19 +29,16 @@ class Record:
     cost: float | None = None
 
 
-def records_to_wide(records: list[Record], path, *, role: str, default_task: str, id_prefix: str = "",
-                    llm_order: list[str] | None = None, notes: list[str] | None = None) -> ScoreTable:
-    """One row per distinct ``key`` (first-seen order), one column per LLM (``llm_order``, else
-    first-seen order)."""
+def records_to_wide(records: list[Record], path, *, role: str, default_task: str,
+                    notes: list[str] | None = None) -> ScoreTable:
+    """One row per distinct ``key``, one column per LLM (both in first-seen order)."""
     if not records:
         raise DataError.at(path, msg="no records")
-    llms = list(llm_order) if llm_order else list(dict.fromkeys(r.llm for r in records))
+    llms = list(dict.fromkeys(r.llm for r in records))
     col = {m: j for j, m in enumerate(llms)}
     rows: dict[str, int] = {}
     first: list[Record] = []
     for r in records:
-        if r.llm not in col:
-            raise DataError.at(r.where, field="model", msg=f"LLM {r.llm!r} is not one of {llms}")
         i = rows.get(r.key)
         if i is None:
             rows[r.key] = len(first)
@@ -50,18 +47,16 @@ def records_to_wide(records: list[Record], path, *, role: str, default_task: str
             raise DataError.at(r.where, field="query", msg=f"query {r.key!r} has another text than at {first[i].where}")
     n, t = len(first), len(llms)
     scores = np.full((n, t), np.nan)
-    filled = np.zeros((n, t), dtype=bool)
-    where_of: dict[tuple[int, int], str] = {}
+    where_of: dict[tuple[int, int], str] = {}  # the record that filled each cell
     has_tokens = any(r.tokens is not None for r in records)
     has_cost = any(r.cost is not None for r in records)
     tokens = np.full((n, t, 2), np.nan) if has_tokens else None
     costs = np.full((n, t), np.nan) if has_cost else None
     for r in records:
         i, j = rows[r.key], col[r.llm]
-        if filled[i, j]:
+        if (i, j) in where_of:
             raise DataError.at(r.where, field="model",
                                msg=f"a second record of query {r.key!r} for LLM {r.llm!r} (first at {where_of[i, j]})")
-        filled[i, j] = True
         where_of[i, j] = r.where
         scores[i, j] = r.score
         if tokens is not None and r.tokens is not None:
@@ -69,7 +64,7 @@ def records_to_wide(records: list[Record], path, *, role: str, default_task: str
         if costs is not None and r.cost is not None:
             costs[i, j] = r.cost
     return ScoreTable(
-        llms=llms, ids=np.array([id_prefix + r.key for r in first], dtype=object), texts=[r.text for r in first],
+        llms=llms, ids=np.array([r.key for r in first], dtype=object), texts=[r.text for r in first],
         tasks=np.array([r.task or default_task for r in first], dtype=object),
         roles=np.array([role] * n, dtype=object), scores=scores, rules={}, costs=costs,
         sources=[r.where for r in first], notes=list(notes or []), tokens=tokens,

@@ -129,7 +129,7 @@ def frame_to_table(header: list[str], rows: list[list], wheres: list[str], heade
         if has_cost:
             rec["costs"] = {m: row[col[m + COST]] for m in llms}
         records.append(rec)
-    table = records_to_table(records, wheres, path, task=task, role=role, default_task=Path(path).stem,
+    table = records_to_table(zip(records, wheres), path, task=task, role=role, default_task=Path(path).stem,
                              names=NAMES, lenient_ids=True)
     if ignored:
         table.notes.append(f"{path}: ignored columns {ignored} (not LLM score columns: no '<llm>{COST}' column)")

@@ -36,7 +36,7 @@ def read_routerdc_json(path, *, task: str | None = None, role: str = "train") ->
             if k not in KEYS:
                 ignored[k] = ignored.get(k, 0) + 1
         records.append({k: item[k] for k in KEYS if k in item})
-    table = records_to_table(records, wheres, path, task=task, role=role,
+    table = records_to_table(zip(records, wheres), path, task=task, role=role,
                              default_task=Path(path).stem, names=NAMES)
     if ignored:
         table.notes.append(f"{path}: ignored keys not used by routers: "

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from routerbench.data import validate as V
 from routerbench.data.formats.long import Record, records_to_wide
 from routerbench.data.table import ScoreTable
@@ -59,7 +61,7 @@ def read_xroutebench(path, *, task: str | None = None, role: str = "train") -> S
                               score=V.number(it["performance"], where, "performance"), tokens=tokens))
     table = records_to_wide(records, p, role=role, default_task=p.stem)
     if not by_id:
-        table.ids = __import__("numpy").array([f"{t}/{i + 1}" for i, t in enumerate(table.tasks)], dtype=object)
+        table.ids = np.array([f"{t}/{i + 1}" for i, t in enumerate(table.tasks)], dtype=object)
     if task is not None:
         table.tasks[:] = task
     return table
