@@ -95,14 +95,16 @@ print(json.dumps({"fill_s": t1 - t0, "lookup_s": t2 - t1, "rows": len(out),
 """ % (DIM, DIM)
 
 
-READING = """Reading it: the time and the memory grow linearly (about 2.5 s per 100k queries, about 0.17 GB
-per 100k above the imports). At 1M x 20 the load is a third of the 90 s target and under half of the
-4 GB one. What dominates is ours and is Python per row: decoding each JSON line (about a fifth), the
+READING = """Reading it: the time and the memory grow linearly (about 2.5 s per 100k queries, about 0.12 GB
+per 100k above the imports). At 1M x 20 the load is under a third of the 90 s target and under
+half of the 4 GB one. What dominates is ours and is Python per row: decoding each JSON line (about a fifth), the
 row loop of `records_to_table` and the number checks (profiled at 100k). Two fixes made this fit:
 the generic JSONL is read as a stream into blocks of numpy rows instead of a list of parsed dicts
 (100k x 20 went from 4.5 s and 864 MB to 2.3 s and 389 MB on this machine; 1M would have needed
 about 6 GB), and the cache lookup copies each shard's hits into the output in one vectorised step
-instead of one Python object per text (1M: 9.7 s and 5.2 GB before, on the same machine)."""
+instead of one Python object per text (1M: 9.7 s and 5.2 GB before, on the same machine). A third,
+later: detecting a `.jsonl` file's format read the whole file to look at its first line (1M: 1.9 GB
+peak before, 1.45 GB after)."""
 
 
 def child(code: str, *args: str) -> dict:
