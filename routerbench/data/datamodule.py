@@ -205,13 +205,15 @@ class RouterDataModule(LightningDataModule):
     def credit_with_missing(self, rows) -> torch.Tensor:
         """Credit of ``rows`` [n, T] with NaN on the missing cells (``nan_policy: mask``), for
         routers that average the training credit (kNN, k-means, the task router)."""
-        c = self.credit[rows]
-        return c if self.observed is None else c.masked_fill(~self.observed[rows], float("nan"))
+        return self._missing_as_nan(self.credit, rows)
 
     def costs_with_missing(self, rows) -> torch.Tensor:
         """Costs of ``rows`` [n, T] with NaN on the missing cells (see ``credit_with_missing``)."""
-        c = self.costs[rows]
-        return c if self.observed is None else c.masked_fill(~self.observed[rows], float("nan"))
+        return self._missing_as_nan(self.costs, rows)
+
+    def _missing_as_nan(self, matrix: torch.Tensor, rows) -> torch.Tensor:
+        m = matrix[rows]
+        return m if self.observed is None else m.masked_fill(~self.observed[rows], float("nan"))
 
     # ---- what routers need to know -----------------------------------------------------
     @property

@@ -37,8 +37,7 @@ def build_table(data_cfg) -> ScoreTable:
     d = OmegaConf.to_container(data_cfg, resolve=True) if isinstance(data_cfg, DictConfig) else data_cfg
     if d["source"] == "synthetic":
         from routerbench.data.synthetic import make_synthetic
-
-        from routerbench.data.validate import apply_nan_policy, FieldNames
+        from routerbench.data.validate import FieldNames, apply_nan_policy
 
         table = make_synthetic(**(d.get("synthetic") or {}))
         if table.has_missing:  # data.synthetic.missing: the data's NaN policy decides, as for files

@@ -57,9 +57,9 @@ def task_oracle_choice(credit, task, num_tasks) -> torch.Tensor:
     bound: a router may split a task across LLMs)."""
     sums, counts = _observed_task_sums(credit, task, num_tasks)
     mean = (sums / counts.clamp(min=1)).masked_fill(counts == 0, float("-inf"))
-    choice = mean.argmax(1)[torch.as_tensor(task, dtype=torch.long)]
+    row_mean = mean[torch.as_tensor(task, dtype=torch.long)]  # [N, T]: each row's task means
     obs = ~torch.isnan(torch.as_tensor(credit, dtype=torch.float64))
-    return restrict_to_observed(choice, mean[torch.as_tensor(task, dtype=torch.long)].nan_to_num(0.0), obs)
+    return restrict_to_observed(row_mean.argmax(1), row_mean, obs)
 
 
 def baseline_choices(credit, task, num_tasks: int, llm_names, best_single: int, costs=None,

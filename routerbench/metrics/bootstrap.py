@@ -52,14 +52,11 @@ def resample_stats(values: dict[str, np.ndarray], task: np.ndarray, task_names: 
         draws = rng.integers(0, n, size=(n_resamples, n))
         offsets = (draws + np.arange(n_resamples)[:, None] * n).ravel()
         weights = np.bincount(offsets, minlength=n_resamples * n).reshape(n_resamples, n).astype(np.float64)
-        if sparse:
-            cnt = weights @ obs[:, rows].T.astype(np.float64)  # [B, S]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                per_task[tname] = 100.0 * (weights @ mat0[:, rows].T) / cnt
-            counts[tname] = cnt
-        else:
-            per_task[tname] = 100.0 * (weights @ mat[:, rows].T) / n  # [B, S]
-            counts[tname] = n
+        # rows drawn per resample and system: n, or (sparse) the observed ones among them [B, S]
+        cnt = weights @ obs[:, rows].T.astype(np.float64) if sparse else n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_task[tname] = 100.0 * (weights @ mat0[:, rows].T) / cnt  # [B, S]
+        counts[tname] = cnt
     out = {}
     for s, name in enumerate(names):
         tasks = {t: v[:, s] for t, v in per_task.items()}
@@ -68,14 +65,9 @@ def resample_stats(values: dict[str, np.ndarray], task: np.ndarray, task_names: 
             sel = [v for t, v in tasks.items() if task_groups.get(t) == group]
             return np.mean(sel, axis=0) if sel else None
 
-        if sparse:
-            c = {t: counts[t][:, s] for t in tasks}
-            total = sum(c.values()) if c else 0
-            with np.errstate(invalid="ignore", divide="ignore"):
-                pooled = sum(np.nan_to_num(v) * c[t] for t, v in tasks.items()) / total if tasks else None
-        else:
-            total = sum(counts.values())
-            pooled = sum(v * counts[t] for t, v in tasks.items()) / total if total else None
+        c = {t: counts[t][:, s] if sparse else counts[t] for t in tasks}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pooled = sum(np.nan_to_num(v) * c[t] for t, v in tasks.items()) / sum(c.values()) if tasks else None
         out[name] = {"tasks": tasks, "id_avg": mean("id"), "ood_avg": mean("ood"), "pooled_avg": pooled}
     return out
 

@@ -39,16 +39,9 @@ def task_utility_table(credit, task, num_tasks: int, costs=None, cost_lambda: fl
     util = credit if costs is None or not cost_lambda else credit - cost_lambda * torch.as_tensor(
         np.asarray(costs), dtype=torch.float64)
     task = torch.as_tensor(np.asarray(task), dtype=torch.long)
-    obs = ~torch.isnan(util)
-    if bool(obs.all()):
-        sums = torch.zeros(num_tasks, util.shape[1], dtype=torch.float64).index_add_(0, task, util)
-        counts = torch.bincount(task, minlength=num_tasks).to(torch.float64)
-        table = util.mean(0, keepdim=True).expand(num_tasks, -1).clone()
-        seen = counts > 0
-        table[seen] = sums[seen] / counts[seen, None]
-        return table
-    # missing cells (nan_policy mask): each mean is over the observed cells; an LLM never observed
+    # each mean is over the observed cells (NaN: missing, nan_policy mask); an LLM never observed
     # on a task gets its mean over all its observed rows, one never observed at all -1e6
+    obs = ~torch.isnan(util)
     u0 = util.nan_to_num(0.0)
     sums = torch.zeros(num_tasks, util.shape[1], dtype=torch.float64).index_add_(0, task, u0)
     counts = torch.zeros_like(sums).index_add_(0, task, obs.to(torch.float64))
