@@ -219,30 +219,28 @@ def run_study(path: str | Path, extra: list[str] = (), output_dir: str | None = 
                           + "; ".join(map(repr, spec["variants"])))
     out = Path(output_dir or spec.get("output_dir") or Path("results") / spec["name"])
     plans, stale = [], []
+
+    def plan(variant, seed, run, items, chosen):
+        """Compose one run; note it stale if its stored settings differ; plan it if chosen."""
+        done, started = (run / "metrics.json").exists(), (run / "checkpoints" / "last.ckpt").exists()
+        if not chosen and not done:
+            return  # neither fitted nor tabulated
+        cfg = compose(items + [f"seed={seed}", f"output_dir={run}"])
+        diff = check_stored(run, cfg, items) if done or started else []
+        if diff and not (refit and chosen):
+            stale.append((run, variant, chosen, diff))
+        if chosen:
+            plans.append((variant, seed, run, cfg, done and not diff, started and not diff, diff))
+
     for variant, overrides in spec["variants"].items():
         chosen = not only or variant in only
         for seed in spec["seeds"]:
-            run = out / _slug(variant) / f"seed{seed}"
-            done, started = (run / "metrics.json").exists(), (run / "checkpoints" / "last.ckpt").exists()
-            if not chosen and not done:
-                continue  # neither fitted nor tabulated
             items = list(spec["common"]) + list(overrides or []) + list(extra)
-            cfg = compose(items + [f"seed={seed}", f"output_dir={run}"])
-            diff = check_stored(run, cfg, items) if done or started else []
-            if diff and not (refit and chosen):
-                stale.append((run, variant, chosen, diff))
-            if chosen:
-                plans.append((variant, seed, run, cfg, done and not diff, started and not diff, diff))
+            plan(variant, seed, out / _slug(variant) / f"seed{seed}", items, chosen)
             if chosen and spec["selection"] == "kfold":  # K more runs: fold i of the train rows is validation
                 for i in range(spec["folds"]):
-                    frun = fold_dir(out, variant, seed, i)
-                    fitems = items + [f"data.folds={spec['folds']}", f"data.fold={i}"]
-                    fcfg = compose(fitems + [f"seed={seed}", f"output_dir={frun}"])
-                    fdone, fstarted = (frun / "metrics.json").exists(), (frun / "checkpoints" / "last.ckpt").exists()
-                    fdiff = check_stored(frun, fcfg, fitems) if fdone or fstarted else []
-                    if fdiff and not refit:
-                        stale.append((frun, variant, chosen, fdiff))
-                    plans.append((variant, seed, frun, fcfg, fdone and not fdiff, fstarted and not fdiff, fdiff))
+                    plan(variant, seed, fold_dir(out, variant, seed, i),
+                         items + [f"data.folds={spec['folds']}", f"data.fold={i}"], chosen)
     if stale:
         run, variant, chosen, diff = stale[0]
         more = f" ({len(stale) - 1} more stored runs differ too)" if len(stale) > 1 else ""
