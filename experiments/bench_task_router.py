@@ -8,8 +8,10 @@ Runs ``python -m routerbench.cli fit router=task data=routerdc encoder=tfidf see
 progress=false`` (plus ``overrides``) in a fresh process, ``--repeats`` times, from this checkout
 and, with ``--reference DIR``, from another checkout of the project (``git worktree add DIR
 COMMIT``) with the same data and embedding cache (``ROUTERBENCH_DATA``, ``ROUTERBENCH_CACHE``).
-Prints a markdown table: wall seconds (median, min, max), ``train_seconds`` from metrics.json,
-and the ID / OOD averages with their ``task_level`` baseline.
+Prints a markdown table: wall seconds (median, min, max), the median as a share of the
+reference's, ``train_seconds`` from metrics.json, and the ID / OOD averages with their
+``task_level`` baseline. A last row times ``python -c "import lightning"`` alone, the same number of
+times: every ``fit`` pays it before it reads its data (every router is a LightningModule).
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ def one_fit(tree: Path, overrides: list[str], out: Path, env: dict) -> tuple[flo
     return dt, json.loads((out / "metrics.json").read_text())
 
 
+def one_import(env: dict) -> float:
+    """Wall seconds of a fresh ``python -c "import lightning"``."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import lightning"], env=env, check=True)
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reference", default=None, help="another checkout to time the same command in")
@@ -62,7 +71,8 @@ def main() -> None:
         label = args.label or subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ref, capture_output=True,
                                              text=True).stdout.strip()
         trees.append((f"reference {label}", ref))
-    rows = []
+    rows, medians = [], []
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         runs = [(label, tree, None) for label, tree in trees]
         if args.cold_warm:  # this checkout with an empty cache, then again with what that run cached
@@ -77,9 +87,19 @@ def main() -> None:
                 dt, m = one_fit(tree, args.overrides + extra, Path(tmp) / f"{len(rows)}-{i}", env)
                 times.append(dt)
             tl = m["baselines"].get("task_level", {})
-            rows.append(f"| {label} | {statistics.median(times):.1f} | {min(times):.1f} | {max(times):.1f} | "
-                        f"{m.get('train_seconds', float('nan')):.1f} | {m['id_avg']:.2f} / {m['ood_avg']:.2f} | "
-                        f"{tl.get('id_avg', float('nan')):.2f} / {tl.get('ood_avg', float('nan')):.2f} |")
+            medians.append(statistics.median(times))
+            rows.append([label, times, f"{m.get('train_seconds', float('nan')):.1f}",
+                         f"{m['id_avg']:.2f} / {m['ood_avg']:.2f}",
+                         f"{tl.get('id_avg', float('nan')):.2f} / {tl.get('ood_avg', float('nan')):.2f}"])
+        rows.append(["`python -c \"import lightning\"` alone (the floor of any fit)",
+                     [one_import(env) for _ in range(args.repeats)], "", "", ""])
+    ref = medians[-1] if args.reference else None
+    lines = []
+    for label, times, train, scores, tl in rows:
+        med = statistics.median(times)
+        share = f"{100 * med / ref:.0f}%" if ref else ""
+        lines.append(f"| {label} | {med:.1f} | {min(times):.1f} | {max(times):.1f} | {share} | {train} | {scores} | "
+                     f"{tl} |")
     finish([
         "# `routerbench fit router=task`: wall time",
         "",
@@ -87,10 +107,10 @@ def main() -> None:
         "per row (seconds; the data is the same for all; the reference fits TF-IDF on every run, it had no "
         "cache for it).",
         "",
-        "| checkout | wall median | min | max | train_seconds | ID / OOD | task_level ID / OOD |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
-    ], args.out)
+        "| checkout | wall median | min | max | of the reference | train_seconds | ID / OOD | task_level ID / OOD |",
+        "|---|---|---|---|---|---|---|---|",
+        *lines,
+    ], args.out, load0)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,12 @@ from routerbench.routers.knn import KNNRouter, llm_priority, tie_break_argmax
 
 
 def _dm(x, credit, train_rows, val_rows=()):
-    """The parts of RouterDataModule that fit_from_data reads."""
+    """The parts of RouterDataModule that fit_from_data reads; NaN in ``credit``: a missing cell."""
+    credit = torch.tensor(credit, dtype=torch.float32)
     return SimpleNamespace(
         features=torch.tensor(x, dtype=torch.float32),
-        credit=torch.tensor(credit, dtype=torch.float32),
+        credit=credit.nan_to_num(0.0),  # as RouterDataModule: missing cells count 0 in the dense view
+        credit_with_missing=lambda rows: credit[torch.as_tensor(rows, dtype=torch.long)],
         train_rows=np.asarray(train_rows, dtype=np.int64),
         val_rows=np.asarray(val_rows, dtype=np.int64),
     )
@@ -132,6 +134,20 @@ def test_kmeans_hand_computed(metric):
     assert st["query_agreement"] == pytest.approx(2 / 4)
     assert st["n_compared"] == 3 and st["n_val_unmatched"] == 0
     assert r.meta["cluster_stability"] is st
+
+
+def test_kmeans_stability_leaves_missing_validation_cells_out():
+    """nan_policy mask: a missing validation cell is not a 0. Cluster A's val rows [0, 1, 0] and
+    twice [0.9, missing, 0]: LLM1's mean is 1.0 (0.33 if missing counted 0, flipping the best)."""
+    r = KMeansRouter(n_clusters=3, metric="euclidean", seed=0, num_llms=3, embed_dim=2, llm_names=["a", "b", "c"])
+    r.meta = {}
+    nan = float("nan")
+    x = KM_X + KM_VX + [[10.4, 0.4], [10.6, 0.6]]
+    c = KM_C + KM_VC + [[0.9, nan, 0.0], [0.9, nan, 0.0]]
+    r.fit_from_data(_dm(x, c, range(9), range(9, 15)))
+    (a,) = [e for e in r.stability["per_cluster"].values() if e["best_train"] == 1]
+    assert a["n_val"] == 3 and a["best_val"] == 1 and a["agree"] is True
+    assert a["val_credit_of_train_best"] == pytest.approx(1.0)
 
 
 def test_kmeans_empty_cluster_never_chosen_and_errors():

@@ -8,8 +8,9 @@ import torch
 
 from conftest import FAST
 from routerbench.config import compose
+from routerbench.metrics import task_level
 from routerbench.metrics.task_level import (
-    argmax_ties, task_level_baseline, task_level_choice, task_level_scores, task_utility_table,
+    argmax_ties, fit_task_classifier, task_level_baseline, task_level_choice, task_level_scores, task_utility_table,
 )
 from routerbench.runs.fit import fit
 
@@ -63,6 +64,38 @@ def test_baseline_picks_its_mode_on_validation():
     assert out["mode"] in ("hard", "soft") and set(out["val_avg"]) == {"hard", "soft"}
     assert out["val_task_accuracy"] == 1.0
     assert (out["choice"] == np.where(task[rows[3::4]] == 0, 0, 2)).all()
+
+
+def test_classifier_probabilities_equal_scikit_learns(monkeypatch):
+    """The linear layer read by a softmax gives scikit-learn's predict_proba (3 tasks and the
+    two-task sigmoid); a task with no rows gets probability 0, a single task probability 1."""
+    from sklearn.linear_model import LogisticRegression
+
+    monkeypatch.setattr(task_level, "_FITS", {})
+    rng = np.random.default_rng(0)
+    for k in (3, 2):
+        x, task = rng.standard_normal((60, 4)), rng.integers(0, k, 60)
+        expected = LogisticRegression(C=0.5, max_iter=2000).fit(x, task).predict_proba(x)
+        p = fit_task_classifier(x, task, k + 1, c=0.5)(x)
+        np.testing.assert_allclose(p[:, :k], expected, atol=1e-9)
+        assert (p[:, k] == 0).all()
+    p = fit_task_classifier(x, np.ones(60, dtype=np.int64), 2)(x)
+    assert (p[:, 1] == 1).all() and (p[:, 0] == 0).all()
+
+
+def test_a_task_router_run_fits_its_classifier_once(tmp_path, monkeypatch):
+    """The router and the report's task_level baseline fit the same classifier (same rows, C = 1,
+    L-BFGS): the run fits it once, and with the baseline's read-out (hard: a tie on validation
+    here) both route alike."""
+    from sklearn.linear_model import LogisticRegression
+
+    monkeypatch.setattr(task_level, "_FITS", {})
+    fits, original = [], LogisticRegression.fit
+    monkeypatch.setattr(LogisticRegression, "fit", lambda self, *a, **k: fits.append(1) or original(self, *a, **k))
+    m = fit(compose(["router=task", "router.mode=hard", *FAST, f"output_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}"]))
+    assert len(fits) == 1 and m["baselines"]["task_level"]["mode"] == "hard"
+    assert m["id_avg"] == m["baselines"]["task_level"]["id_avg"]
+    assert m["ood_avg"] == m["baselines"]["task_level"]["ood_avg"]
 
 
 def test_task_router_reaches_the_task_oracle_on_the_synthetic_default(tmp_path):

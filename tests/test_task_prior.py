@@ -128,3 +128,21 @@ def test_cross_fitted_validation_routes_each_half_with_the_other_halfs_fit(tmp_p
     assert np.array_equal(choice[half == 0], p(torch.as_tensor(conf[half == 0])).numpy())
     router.policy = None
     assert cross_fitted_val_choices(router, dm) is None
+
+
+def test_a_fitted_policy_reads_one_validation_pass(tmp_path, monkeypatch):
+    """After training, the policy's fit and the cross-fitted validation score read the same
+    validation confidences: one forward pass over the validation rows, not one each."""
+    import routerbench.runs.fit as fit_mod
+    from routerbench.config import compose
+
+    passes, original = [], fit_mod.predict
+
+    def counting(router, dm, rows):
+        passes.append(np.array_equal(np.sort(rows), np.sort(dm.val_rows)))
+        return original(router, dm, rows)
+
+    monkeypatch.setattr(fit_mod, "predict", counting)
+    m = fit_mod.fit(compose(FAST + ["router=knn", "router.policy={name: prediction}", f"cache_dir={tmp_path / 'c'}",
+                                    f"output_dir={tmp_path / 'run'}"]))
+    assert sum(passes) == 1 and m["val"]["policy"].startswith("cross-fitted")

@@ -14,6 +14,7 @@ import numpy as np
 
 from routerbench.data.formats import FORMATS, read_file
 from routerbench.data.formats.generic import write_jsonl
+from routerbench.data.splits import stratified_fraction
 from routerbench.data.table import ScoreTable, concat
 from routerbench.data.validate import check_choice
 from routerbench.errors import DataError
@@ -57,19 +58,8 @@ def convert(fmt: str, inputs: list, out, *, options: dict | None = None, nan_pol
         return table, [write_jsonl(table, out)]
     if not 0.0 < float(test_fraction) < 1.0:
         raise DataError(f"convert: --test-fraction must be in (0, 1), got {test_fraction}")
-    test = split_rows(table, float(test_fraction), seed)
+    test = stratified_fraction(table.tasks, table.task_names, np.ones(len(table), dtype=bool),
+                               float(test_fraction), seed)
     stem = out.with_suffix("")
     return table, [write_jsonl(table.select(~test), Path(f"{stem}-train.jsonl")),
                    write_jsonl(table.select(test), Path(f"{stem}-test.jsonl"))]
-
-
-def split_rows(table: ScoreTable, fraction: float, seed: int) -> np.ndarray:
-    """Bool [N]: a seeded ``fraction`` of each task's rows (at least one, never all) for test."""
-    rng = np.random.default_rng(seed)
-    test = np.zeros(len(table), dtype=bool)
-    for t in table.task_names:
-        rows = np.flatnonzero(table.tasks == t)
-        k = min(max(1, int(round(fraction * len(rows)))), len(rows) - 1)
-        if k > 0:
-            test[rng.permutation(rows)[:k]] = True
-    return test

@@ -34,14 +34,24 @@ def split_train_val(table: ScoreTable, val_fraction: float = 0.1, seed: int = 0,
         return replace(table, roles=roles)
     if val_fraction <= 0 or (roles == "val").any():
         return table
+    roles[stratified_fraction(table.tasks, table.task_names, roles == "train", val_fraction, seed)] = "val"
+    return replace(table, roles=roles)
+
+
+def stratified_fraction(tasks: np.ndarray, task_names, candidates: np.ndarray, fraction: float,
+                        seed: int = 0) -> np.ndarray:
+    """Bool [N]: per task (in ``task_names`` order), a seeded ``fraction`` of its ``candidates``
+    rows, rounded, at least one and never all (a task with fewer than two candidates gives none).
+    The validation split (``split_train_val``) and ``routerbench convert --test-fraction`` use it."""
     rng = np.random.default_rng(seed)
-    for task in table.task_names:
-        idx = np.flatnonzero((table.tasks == task) & (roles == "train"))
+    out = np.zeros(len(tasks), dtype=bool)
+    for task in task_names:
+        idx = np.flatnonzero((tasks == task) & candidates)
         if len(idx) < 2:
             continue
-        k = min(len(idx) - 1, max(1, int(round(val_fraction * len(idx)))))
-        roles[rng.choice(idx, size=k, replace=False)] = "val"
-    return replace(table, roles=roles)
+        k = min(len(idx) - 1, max(1, int(round(fraction * len(idx)))))
+        out[rng.choice(idx, size=k, replace=False)] = True
+    return out
 
 
 def sample_per_task(table: ScoreTable, n: int | None, role: str = "train") -> np.ndarray:

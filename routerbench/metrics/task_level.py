@@ -98,52 +98,71 @@ def task_level_scores(p_task: torch.Tensor, table: torch.Tensor, mode: str = "ha
     return p @ table.to(torch.float64)
 
 
+_FITS: dict = {}  # content key -> (weight, bias): the last few task classifiers fitted in this process
+_FITS_KEPT = 4
+
+
+def _fit_key(x: np.ndarray, task: np.ndarray, num_tasks: int, c: float) -> tuple:
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for a in (x, task):
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest(), int(num_tasks), float(c)
+
+
 def task_classifier_weights(x, task, num_tasks: int, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """A multinomial logistic regression (scikit-learn, L-BFGS, ``C = c``) of task ids [n] on
     features [n, D], as the weight [K, D] and bias [K] of a linear layer read by a softmax: a task
     without training rows gets weight 0 and bias -1e4 (never predicted); a single task gets bias 0;
-    with two, scikit-learn's one row (p(second) = sigmoid(w x + b)) becomes two, the first zero."""
-    from sklearn.linear_model import LogisticRegression
+    with two, scikit-learn's one row (p(second) = sigmoid(w x + b)) becomes two, the first zero.
 
-    x, task = np.asarray(x, dtype=np.float64), np.asarray(task)
+    L-BFGS is deterministic, so the same features, tasks and ``c`` give the same classifier: the
+    last few fits of the process are kept by content, and a run fits it once where the task
+    router, the ``task_prior`` policy and the report's ``task_level`` baseline all ask for it
+    (each gets its own copy).
+    """
+    x, task = np.asarray(x, dtype=np.float64), np.asarray(task, dtype=np.int64)
+    key = _fit_key(x, task, num_tasks, c)
+    if key in _FITS:
+        return tuple(a.copy() for a in _FITS[key])
     weight, bias = np.zeros((num_tasks, x.shape[1])), np.full(num_tasks, -1e4)
     classes = np.unique(task)
     if len(classes) == 1:
         bias[classes[0]] = 0.0
-        return weight, bias
-    clf = LogisticRegression(C=float(c), max_iter=2000, random_state=0).fit(x, task)
-    coef, icpt = clf.coef_, clf.intercept_
-    if len(classes) == 2:
-        coef, icpt = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], icpt])
-    weight[classes], bias[classes] = coef, icpt
+    else:
+        from sklearn.linear_model import LogisticRegression
+
+        clf = LogisticRegression(C=float(c), max_iter=2000, random_state=0).fit(x, task)
+        coef, icpt = clf.coef_, clf.intercept_
+        if len(classes) == 2:
+            coef, icpt = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], icpt])
+        weight[classes], bias[classes] = coef, icpt
+    while len(_FITS) >= _FITS_KEPT:
+        _FITS.pop(next(iter(_FITS)))
+    _FITS[key] = (weight.copy(), bias.copy())
     return weight, bias
 
 
-def fit_task_classifier(features: np.ndarray, task: np.ndarray, num_tasks: int, c: float = 10.0,
-                        seed: int = 0):
-    """A multinomial logistic regression on the training rows' task ids (scikit-learn, lbfgs).
+def softmax_rows(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of [n, K] logits (float64, max-shifted)."""
+    z = logits - logits.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def fit_task_classifier(features: np.ndarray, task: np.ndarray, num_tasks: int, c: float = 1.0):
+    """The task classifier of ``task_classifier_weights`` as a function.
 
     Returns:
         A function ``features [n, D] -> p(task) [n, K]`` (columns of unseen tasks are 0).
     """
-    from sklearn.linear_model import LogisticRegression
-
-    task = np.asarray(task)
-    classes = np.unique(task)
-    if len(classes) == 1:
-        def const(x):
-            p = np.zeros((len(x), num_tasks))
-            p[:, classes[0]] = 1.0
-            return p
-        return const
-    clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
-    clf.fit(np.asarray(features, dtype=np.float64), task)
+    weight, bias = task_classifier_weights(features, task, num_tasks, c)
 
     def proba(x):
-        p = np.zeros((len(x), num_tasks))
-        if len(x):
-            p[:, clf.classes_] = clf.predict_proba(np.asarray(x, dtype=np.float64))
-        return p
+        x = np.asarray(x, dtype=np.float64).reshape(-1, weight.shape[1])
+        return softmax_rows(x @ weight.T + bias)
     return proba
 
 
@@ -180,8 +199,7 @@ class TaskLevel:
 
 
 def fit_task_level(train_features, train_task, fit_credit, fit_task, task_names: list[str], val_features=None,
-                   val_credit=None, val_task=None, task_groups: dict | None = None, fit_costs=None,
-                   seed: int = 0) -> TaskLevel:
+                   val_credit=None, val_task=None, task_groups: dict | None = None, fit_costs=None) -> TaskLevel:
     """Fit the task-level router: the classifier (C = 1) on ``train_features`` / ``train_task``,
     each task's mean credit over the ``fit_*`` rows (the training files' rows: train + val), the
     read-out (``hard`` / ``soft``) chosen on the validation rows (ties and no validation: ``hard``).
@@ -191,7 +209,7 @@ def fit_task_level(train_features, train_task, fit_credit, fit_task, task_names:
     k = len(task_names)
     table = task_utility_table(np.asarray(fit_credit, dtype=np.float64), np.asarray(fit_task), k)
     tiebreak = None if fit_costs is None else mean_costs_per_llm(fit_costs)
-    proba = fit_task_classifier(np.asarray(train_features, dtype=np.float64), np.asarray(train_task), k, c=1.0, seed=seed)
+    proba = fit_task_classifier(train_features, train_task, k, c=1.0)
     modes, val_avg, acc, mode = ("hard", "soft"), {}, None, "hard"
     if val_features is not None and len(val_features):
         val_task = np.asarray(val_task)
@@ -207,7 +225,7 @@ def fit_task_level(train_features, train_task, fit_credit, fit_task, task_names:
 
 
 def task_level_baseline(features: np.ndarray, credit, task, task_names: list[str], task_groups: dict[str, str],
-                        train_rows, val_rows, rows, costs=None, seed: int = 0) -> dict:
+                        train_rows, val_rows, rows, costs=None) -> dict:
     """The ``task_level`` baseline of a run (``fit_task_level`` on its split, routing ``rows``).
 
     Args:
@@ -226,5 +244,5 @@ def task_level_baseline(features: np.ndarray, credit, task, task_names: list[str
     train_u = np.unique(train_rows)
     tl = fit_task_level(features[train_u], task[train_u], credit[fit_rows], task[fit_rows], task_names,
                         features[val_rows], credit[val_rows], task[val_rows], task_groups,
-                        None if costs is None else np.asarray(costs)[fit_rows], seed)
+                        None if costs is None else np.asarray(costs)[fit_rows])
     return {"choice": tl.choice(features[rows], ~np.isnan(credit[rows])), **tl.summary()}

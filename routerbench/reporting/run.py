@@ -65,7 +65,7 @@ def test_baselines(table: ScoreTable, test_rows: np.ndarray, best: int, extra: d
     return {k: _named(v, table.llms) for k, v in reports.items()}
 
 
-def task_level_for_run(table: ScoreTable, features, train_rows, val_rows, test_rows, seed: int = 0) -> dict | None:
+def task_level_for_run(table: ScoreTable, features, train_rows, val_rows, test_rows) -> dict | None:
     """The ``task_level`` baseline of a run (``routerbench.metrics.task_level``) on its features
     and split, or None without features."""
     if features is None or not len(test_rows) or not len(train_rows):
@@ -74,7 +74,7 @@ def task_level_for_run(table: ScoreTable, features, train_rows, val_rows, test_r
     credit = table.credit()  # NaN where a cell is missing (nan_policy mask)
     groups = {t: ("ood" if r == "test_ood" else "id") for t, r in table.task_roles().items()}
     return task_level_baseline(feats, credit, table.task_index, table.task_names, groups, train_rows, val_rows,
-                               test_rows, costs=table.costs, seed=seed)
+                               test_rows, costs=table.costs)
 
 
 REFERENCES = ("best_single", "task_level")
@@ -124,7 +124,7 @@ def build_report(router, dm, table: ScoreTable, predict, extra: dict | None = No
     best = router.meta.get("best_single", 0)
     metrics["baselines"] = {}
     if len(test_rows):
-        tl = task_level_for_run(table, features, dm.train_rows, val_rows, test_rows, seed)
+        tl = task_level_for_run(table, features, dm.train_rows, val_rows, test_rows)
         sub = table.select(test_rows)
         choices = baseline_choices(sub.credit(), sub.task_index, len(sub.task_names), table.llms, best, sub.costs,
                                    {"task_level": tl["choice"]} if tl else None)

@@ -96,7 +96,7 @@ class KMeansRouter(NonparametricRouter):
         val = torch.as_tensor(datamodule.val_rows, dtype=torch.long)
         if len(val):
             val_ids = self.assign(self.features(datamodule, val).to(self.centroids.device)).cpu()
-            st = cluster_stability(ids, credit.nan_to_num(0.0).numpy(), val_ids.numpy(), datamodule.credit[val].numpy())
+            st = cluster_stability(ids, credit.numpy(), val_ids.numpy(), self.credit(datamodule, val).numpy())
             st["llm_names"] = list(self.hparams.llm_names or [])
             self.stability = st
             self.meta["cluster_stability"] = st

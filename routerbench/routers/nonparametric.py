@@ -101,14 +101,12 @@ class NonparametricRouter(BaseRouter):
     @staticmethod
     def credit(datamodule, rows) -> torch.Tensor:
         """The training credit of ``rows`` [n, T], NaN on missing cells (``nan_policy: mask``)."""
-        get = getattr(datamodule, "credit_with_missing", None)
-        return get(rows) if get is not None else datamodule.credit[rows]
+        return datamodule.credit_with_missing(rows)
 
     @staticmethod
     def costs(datamodule, rows) -> torch.Tensor:
         """The costs of ``rows`` [n, T], NaN on missing cells."""
-        get = getattr(datamodule, "costs_with_missing", None)
-        return get(rows) if get is not None else datamodule.costs[rows]
+        return datamodule.costs_with_missing(rows)
 
     # ---- the fit loop: no loss, one validation ----------------------------------------------
     def compute_losses(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:

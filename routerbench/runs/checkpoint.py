@@ -110,7 +110,7 @@ class Run:
         groups = {k: ("ood" if r == "test_ood" else "id") for k, r in t.task_roles().items()}
         return fit_task_level(f_train, task[train], credit[fit_rows], task[fit_rows], t.task_names, f_val,
                               credit[val], task[val], groups,
-                              None if t.costs is None else np.asarray(t.costs)[fit_rows], int(self.cfg.seed))
+                              None if t.costs is None else np.asarray(t.costs)[fit_rows])
 
     def task_level(self):
         """The run's ``task_level`` baseline (``metrics.task_level.TaskLevel``), fitted once as the

@@ -267,19 +267,31 @@ def _fit_on(policy, dm: RouterDataModule, rows: np.ndarray, conf: np.ndarray) ->
         policy.fit(torch.as_tensor(conf), dm.credit[rows], costs)
 
 
-def cross_fitted_val_choices(router: BaseRouter, dm: RouterDataModule, seed: int = 0) -> np.ndarray | None:
+def val_confidences(router: BaseRouter, dm: RouterDataModule) -> np.ndarray | None:
+    """The router's confidences on the validation rows [n_val, T], computed once for what reads
+    them after training (``fit_policy``, ``cross_fitted_val_choices``); None without a policy
+    (nothing reads them) or validation rows."""
+    if router.policy is None or not len(dm.val_rows):
+        return None
+    return predict(router, dm, np.asarray(dm.val_rows))[1]
+
+
+def cross_fitted_val_choices(router: BaseRouter, dm: RouterDataModule, seed: int = 0,
+                             conf: np.ndarray | None = None) -> np.ndarray | None:
     """The validation rows routed out of sample by a policy fitted on validation: the rows are
     split in two halves (task-stratified, seeded), and each half is routed by a copy of the
     policy fitted on the other half. A fitted policy's validation score is otherwise in-sample
     (its thresholds or margin were chosen on those very rows), and a study ranking variants on
-    it favours the ones with a policy. None when the router has no such policy."""
+    it favours the ones with a policy. None when the router has no such policy. ``conf``: the
+    validation confidences when already computed (``val_confidences``)."""
     import copy
 
     policy = router.policy
     rows = np.asarray(dm.val_rows)
     if policy is None or not policy.needs_fit or len(rows) < 4:
         return None
-    _, conf = predict(router, dm, rows)
+    if conf is None:
+        _, conf = predict(router, dm, rows)
     half = stratified_folds(dm.task[rows].numpy(), 2, seed)
     choice = np.zeros(len(rows), dtype=np.int64)
     for h in (0, 1):
@@ -295,12 +307,14 @@ def cross_fitted_val_choices(router: BaseRouter, dm: RouterDataModule, seed: int
     return choice
 
 
-def fit_policy(router: BaseRouter, dm: RouterDataModule, ckpt_path: str | Path | None = None) -> dict | None:
+def fit_policy(router: BaseRouter, dm: RouterDataModule, ckpt_path: str | Path | None = None,
+               conf: np.ndarray | None = None) -> dict | None:
     """Fit the router's policy on its validation predictions; store it in ``ckpt_path``.
 
     The policy sees the confidences on the validation rows, their credit and (when the data has
     costs) the mean validation cost of each LLM. The fitted state (buffers) and its description
     (``meta["policy"]``) are written back into the checkpoint, so it routes as reported.
+    ``conf``: the validation confidences when already computed (``val_confidences``).
 
     Returns:
         The policy's description, or None when the router has no policy.
@@ -311,7 +325,8 @@ def fit_policy(router: BaseRouter, dm: RouterDataModule, ckpt_path: str | Path |
     if router.policy.needs_fit and not len(rows):
         raise ValueError(f"policy {router.policy.name!r} is fitted on validation, and the data has no validation rows")
     if len(rows):
-        _, conf = predict(router, dm, rows)
+        if conf is None:
+            _, conf = predict(router, dm, rows)
         if getattr(router.policy, "needs_features", False):  # task_prior: its prior on the training rows
             if dm.features is None:
                 raise ValueError(f"policy {router.policy.name} needs the run's frozen features")
@@ -421,7 +436,8 @@ def _fit(cfg, run_dir: Path, resume, before_training=lambda: None) -> dict | Non
     if not trainer.is_global_zero:
         return None
     router = type(router).load_from_checkpoint(best, map_location="cpu", weights_only=False)
-    policy = fit_policy(router, dm, best)
+    val_conf = val_confidences(router, dm)  # one forward pass over validation, read twice below
+    policy = fit_policy(router, dm, best, val_conf)
     extra = {
         "best_checkpoint": str(best), "best_val_score": float(ckpt_cb.best_model_score or float("nan")),
         "train_seconds": train_seconds, "global_step": trainer.global_step,
@@ -432,7 +448,7 @@ def _fit(cfg, run_dir: Path, resume, before_training=lambda: None) -> dict | Non
         extra["leakage"] = prep.leakage
     metrics = build_report(router, dm, prep.table, predict, extra=extra, features=baseline_features(cfg, prep),
                            bootstrap=OmegaConf.to_container(cfg.bootstrap) if cfg.get("bootstrap") else None,
-                           seed=int(cfg.seed), val_choice=cross_fitted_val_choices(router, dm, int(cfg.seed)))
+                           seed=int(cfg.seed), val_choice=cross_fitted_val_choices(router, dm, int(cfg.seed), val_conf))
     write_run_files(run_dir, cfg, metrics, prep.table)
     if trainer.logger:
         flat = {f"test/{k}": v for k, v in metrics["tasks"].items()}
