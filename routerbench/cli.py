@@ -1,4 +1,4 @@
-"""The one entry point: ``routerbench fit | test | route | validate | embed | cluster | study | sweep | curve | add-llm``.
+"""The one entry point: ``routerbench fit | test | route | validate | convert | embed | cluster | cache | list | study | sweep | curve | add-llm``.
 
 Each command composes the config (``group=option``, ``experiment=name``, ``a.b=value``), runs,
 and exits non-zero on failure: bad input prints one message naming file, row and field.
@@ -301,6 +301,40 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    """``routerbench cache [cache_dir=D] [--prune-unused DAYS [--dry-run]]``: list the cache's
+    entries (docs/embedding.md), or remove those not used for DAYS days."""
+    from routerbench.paths import cache_dir
+    from routerbench.runs.cache_admin import (
+        cache_entries, format_entries, human_size, remove_entries, stale_entries,
+    )
+
+    cfg = _cfg(args.overrides)
+    root = cache_dir(cfg)
+    entries = cache_entries(root)
+    total = sum(e.size for e in entries)
+    print(f"cache {root}: {len(entries)} entries, {human_size(total)}")
+    if args.prune_unused is None:
+        for line in format_entries(entries):
+            print("  " + line)
+        if entries:
+            print("every entry is rebuilt when needed; --prune-unused DAYS removes those unused for DAYS days")
+        return 0
+    if args.prune_unused < 0:
+        raise ConfigError(f"--prune-unused {args.prune_unused}: expected a number of days >= 0")
+    stale = stale_entries(entries, args.prune_unused)
+    for line in format_entries(stale)[1:]:
+        print(("  would remove " if args.dry_run else "  removing ") + line)
+    if args.dry_run:
+        print(f"{len(stale)} entries ({human_size(sum(e.size for e in stale))}) unused for more than "
+              f"{args.prune_unused:g} days; nothing removed (--dry-run)")
+        return 0
+    freed = remove_entries(stale)
+    print(f"removed {len(stale)} entries unused for more than {args.prune_unused:g} days: {human_size(freed)} freed, "
+          f"{human_size(total - freed)} left")
+    return 0
+
+
 def cmd_study(args) -> int:
     from routerbench.runs.study import run_study
 
@@ -424,6 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("cluster", help="k-means cluster ids of the training queries")
     s.add_argument("overrides", nargs="*", help=ov)
     s.set_defaults(fn=cmd_cluster)
+    s = sub.add_parser("cache", help="list the embedding/fitted/cluster cache, or prune entries unused for N days")
+    s.add_argument("overrides", nargs="*", help="cache_dir=PATH (default $ROUTERBENCH_CACHE or <project>/.cache)")
+    s.add_argument("--prune-unused", type=float, default=None, metavar="DAYS",
+                   help="remove the entries not used for more than DAYS days (0: all of them)")
+    s.add_argument("--dry-run", action="store_true", help="with --prune-unused: list, remove nothing")
+    s.set_defaults(fn=cmd_cache)
     s = sub.add_parser("study", help="run (or resume) a study: variants x seeds, one mean±std table")
     s.add_argument("file", help="a study yaml, e.g. experiments/simple_router.yaml")
     s.add_argument("overrides", nargs="*", help=ov)

@@ -23,6 +23,12 @@ def cache_root() -> Path:
     return Path(env) if env else project_root() / ".cache"
 
 
+def cache_dir(cfg) -> Path:
+    """A run's cache folder (its config's ``cache_dir``, else ``cache_root()``); embeddings/ and
+    clusters/ inside."""
+    return Path(cfg.cache_dir) if cfg.get("cache_dir") else cache_root()
+
+
 def config_root() -> Path:
     """Config groups folder: ``$ROUTERBENCH_CONFIGS`` or ``<project>/configs``."""
     env = os.environ.get("ROUTERBENCH_CONFIGS")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from routerbench.encoders.cache import mark_used
 from routerbench.errors import DataError
 
 log = logging.getLogger("routerbench")
@@ -219,6 +220,7 @@ def load_cluster_ids(path, expected_n: int, meta: dict) -> np.ndarray | None:
             "cluster cache %s holds %s ids, %d expected; recomputing", path, ids.shape, expected_n
         )
         return None
+    mark_used(path)
     return ids
 
 

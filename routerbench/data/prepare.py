@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from routerbench.errors import DataError
 from routerbench.data.splits import split_train_val
 from routerbench.data.table import ScoreTable
-from routerbench.paths import cache_root, project_root
+from routerbench.paths import cache_dir, project_root
 
 log = logging.getLogger("routerbench")
 
@@ -86,11 +86,6 @@ def apply_price_table(table: ScoreTable, prices: dict | None) -> ScoreTable:
         raise DataError(f"data.costs: negative price in {prices}")
     note = "costs from the data config's price table" + (" (file costs replaced)" if table.costs is not None else "")
     return replace(table, costs=np.tile(row, (len(table), 1)), notes=table.notes + [note])
-
-
-def cache_dir(cfg) -> Path:
-    """The run's cache folder (``cache_dir`` or the default); embeddings/ and clusters/ inside."""
-    return Path(cfg.cache_dir) if cfg.get("cache_dir") else cache_root()
 
 
 @dataclass

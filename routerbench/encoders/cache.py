@@ -49,6 +49,13 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def mark_used(path: Path) -> None:
+    """Set ``path``'s modification time to now: a cache entry's "last used" for
+    ``routerbench cache --prune-unused`` (routerbench/runs/cache_admin.py). Silent on a read-only disk."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
 def atomic_write(path: Path, write) -> None:
     """Write ``path`` atomically: ``write(fileobj)`` into a temp file beside it, fsync, rename.
 
@@ -101,6 +108,7 @@ class EmbeddingCache:
                 why = "" if meta == self._meta() else "written for another encoder identity/dimension"
             if not why:
                 self._remove_old_tmp()
+                mark_used(meta_path)
                 return
             shards = self.shards()
             log.warning("embedding cache %s: meta.json %s; discarding its %d shard(s) and rebuilding",
@@ -321,6 +329,7 @@ def fit_cached(encoder: Encoder, texts: list[str], cache_dir: Path | None = None
             with open(path, "rb") as f:
                 state = pickle.load(f)
             encoder.load_fitted(state)
+            mark_used(path)
             log.info("fitted %s read from %s", getattr(encoder, "label", type(encoder).__name__), path)
             return encoder
         except Exception as e:  # truncated, or from another version: refit

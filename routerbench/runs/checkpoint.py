@@ -25,12 +25,11 @@ from omegaconf import OmegaConf
 
 from routerbench.errors import DataError
 from routerbench.data.table import ScoreTable
+from routerbench.paths import cache_dir
 
 
 def embeddings_dir(cfg) -> Path:
     """The embedding cache folder of a run's config (``<cache_dir>/embeddings``)."""
-    from routerbench.data.prepare import cache_dir
-
     return cache_dir(cfg) / "embeddings"
 
 
