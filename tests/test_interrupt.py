@@ -30,18 +30,18 @@ class _Trainer:
 def test_interruption_becomes_fit_interrupted(tmp_path, exc, code, what):
     (tmp_path / "checkpoints").mkdir()
     with pytest.raises(FitInterrupted) as e:
-        fit_or_interrupt(_Trainer(exc), None, None, None, tmp_path)
+        fit_or_interrupt(_Trainer(exc), torch.nn.Linear(1, 1), None, None, tmp_path)
     assert e.value.exit_code == code
     assert f"stopped by {what} at step 7" in str(e.value) and "nothing to resume" in str(e.value)
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
     with pytest.raises(FitInterrupted) as e:
-        fit_or_interrupt(_Trainer(exc), None, None, None, tmp_path)
+        fit_or_interrupt(_Trainer(exc), torch.nn.Linear(1, 1), None, None, tmp_path)
     assert str(tmp_path / "checkpoints" / "last.ckpt") in str(e.value) and "resume=last" in str(e.value)
 
 
 def test_other_system_exit_passes_through(tmp_path):
     with pytest.raises(SystemExit):
-        fit_or_interrupt(_Trainer(SystemExit(3), interrupted=False), None, None, None, tmp_path)
+        fit_or_interrupt(_Trainer(SystemExit(3), interrupted=False), torch.nn.Linear(1, 1), None, None, tmp_path)
 
 
 @pytest.mark.slow

@@ -70,3 +70,29 @@ def test_csv_logger_run(tmp_path):
     final = [r for r in rows if r.get("val/best_score")]
     assert final and float(final[-1]["val/best_score"]) == pytest.approx(m["best_val_score"])
     assert float(final[-1]["test/id_avg"]) == pytest.approx(m["id_avg"])
+
+
+def test_a_trainable_text_encoder_trains_in_train_mode(tmp_path, monkeypatch, recwarn):
+    """Lightning keeps each module's mode and a pretrained encoder loads in eval mode: the fit puts
+    the router in train mode, so the encoder's trainable layers train with their dropout on while
+    its frozen layers stay in eval; Lightning's "modules in eval mode" warning, about exactly
+    those frozen layers, is not shown."""
+    from routerbench.routers.multilabel import MultiLabelRouter
+
+    seen = []
+    step = MultiLabelRouter.training_step
+
+    def record(self, batch, i):
+        te = self.text_encoder
+        seen.append(([m.training for m in te._trainable], te.model.embeddings.training))
+        return step(self, batch, i)
+
+    monkeypatch.setattr(MultiLabelRouter, "training_step", record)
+    cfg = compose(FAST + ["trainer.max_steps=6", "trainer.val_every_n_steps=3", "batch_size=16",
+                          f"output_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'c'}",
+                          "data.synthetic.n_train_per_topic=20", "data.synthetic.n_test_per_topic=5"])
+    cfg.router.text_encoder = TINY_BERT  # its config's dropout: BERT's default 0.1
+    fit(cfg)
+    assert len(seen) == 6  # before and after a validation
+    assert all(trainable == [True] * len(trainable) and trainable and not frozen for trainable, frozen in seen)
+    assert not [w for w in recwarn if "eval mode" in str(w.message)]

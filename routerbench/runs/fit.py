@@ -118,8 +118,16 @@ def fit_or_interrupt(trainer: L.Trainer, router, dm, ckpt_path: str | None, run_
     """
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    # Lightning (>= 2.3) keeps each module's mode, and a pretrained encoder loads in eval: without
+    # this, a trainable text encoder trained with its dropout off. What stays in eval after
+    # train() does so by design (TextEncoder.train: frozen layers), so Lightning's warning of
+    # exactly that many modules in eval mode is dropped; any other count still shows.
+    router.train()
+    by_design = sum(not m.training for m in router.modules())
     try:
         with warnings.catch_warnings():
+            if by_design:
+                warnings.filterwarnings("ignore", message=rf"Found {by_design} module\(s\) in eval mode at the start of training")
             if ckpt_path:  # a resume writes into its own run's checkpoints/ by design
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             trainer.fit(router, datamodule=dm, ckpt_path=ckpt_path)
