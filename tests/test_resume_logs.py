@@ -103,3 +103,16 @@ def test_resumed_wandb_run_keeps_its_id(tmp_path, monkeypatch):
     names = folders()
     # the killed run's folder (it has records) and the resumed run's, both under the one id
     assert len(names) == 2 and all(f.endswith(f"-{run_id}") for f in names) and not empty.exists()
+
+
+def test_keeping_the_csv_history_shows_no_deletion_warning(tmp_path, recwarn):
+    """Lightning warns that the previous log files will be deleted when a CSV logger starts in a
+    folder holding them; a resumed run writes their rows back, so the warning is not true there."""
+    from routerbench.runs.state import keep_csv_history
+
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "metrics.csv").write_text("epoch,step,train/loss\n0,0,1.5\n")
+    logger = L.pytorch.loggers.CSVLogger(save_dir=str(tmp_path), name="csv", version="")
+    keep_csv_history(logger, [{"epoch": 0, "step": 0, "train/loss": 1.5}])
+    assert not [w for w in recwarn if "exists and is not empty" in str(w.message)]
+    assert _rows(tmp_path / "csv" / "metrics.csv") == [{"epoch": "0", "step": "0", "train/loss": "1.5"}]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import secrets
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -85,7 +86,9 @@ def keep_csv_history(logger, rows: list[dict]) -> None:
     resumed run appends to them. Creating the logger's writer deletes the old file."""
     if not rows or rank_zero_only.rank != 0:
         return
-    writer = logger.experiment
+    with warnings.catch_warnings():  # "Previous log files ... will be deleted": their rows are kept here
+        warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
+        writer = logger.experiment
     writer.metrics.extend(rows)
     writer.save()
 
