@@ -315,6 +315,8 @@ def cmd_cache(args) -> int:
     total = sum(e.size for e in entries)
     print(f"cache {root}: {len(entries)} entries, {human_size(total)}")
     if args.prune_unused is None:
+        if args.dry_run:
+            raise ConfigError("--dry-run goes with --prune-unused DAYS (listing removes nothing anyway)")
         for line in format_entries(entries):
             print("  " + line)
         if entries:

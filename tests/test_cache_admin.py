@@ -118,6 +118,7 @@ def test_cli_lists_dry_runs_and_prunes(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--prune-unused", "-1"], "--prune-unused -1"),
     (["cache_dirr=x"], "unknown config key 'cache_dirr'"),
+    (["--dry-run"], "--dry-run goes with --prune-unused DAYS"),
 ])
 def test_cli_bad_input_exits_2(tmp_path, capsys, argv, message):
     assert main(["cache", f"cache_dir={tmp_path}", *argv]) == 2
