@@ -33,6 +33,7 @@ SECTIONS = [
     ("policies", "Multi-label classifier under each routing policy, 3 seeds"),
     ("task_experts", "Routing within a task: task experts against the task-level router, TF-IDF, MiniLM and multilingual e5, 3 seeds"),
     ("task_prior", "The task_prior policy: MLP, RouterDC and task experts, plain and with the task prior, MiniLM and multilingual e5, 3 seeds"),
+    ("task_modes", "The task router read out soft (expected credit under p(task | query)) or hard (the predicted task's best LLM); task_level picks one on validation. MiniLM, TF-IDF and e5, 3 seeds, 5-fold ranking"),
     ("ablation_kpos", "RouterDC ablation: K+ (positive LLMs), 3 seeds"),
     ("ablation_kneg", "RouterDC ablation: K- (negative LLMs), 3 seeds"),
     ("ablation_lambda", "RouterDC ablation: lambda (sample-sample loss weight), 3 seeds"),

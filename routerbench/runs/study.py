@@ -405,8 +405,8 @@ def write_study_table(spec: dict, out: Path, seconds: float, extra=(), runs: dic
         spec.get("description", "").strip(), "",
         f"Routed score in % (test split), mean ± std over seeds {seeds} (training noise); baselines of "
         f"'{first_variant}' over the same seeds",
-        "(the best single LLM is chosen on validation; task_level is a task classifier on the run's features with",
-        "each task's best LLM; task_oracle and oracle use test labels, only oracle is an upper bound).",
+        "(the best single LLM is chosen on validation; task_level is a task classifier on the run's features read out",
+        "as each task's best LLM or, where validation scores it higher, as the LLM of best expected credit; task_oracle and oracle use test labels, only oracle is an upper bound).",
         "[lo, hi] after an average: its 95% interval from a paired bootstrap over the test queries (within",
         "each task), with the seeds' predictions pooled (each query's credit averaged over the seeds): the test-set noise the ± std does not show. A value without ±",
         "is the same in every seed.", "",
