@@ -63,6 +63,11 @@ def test_entries_name_each_kind_with_its_texts_and_size(tmp_path):
     assert other.name == "bench"  # one line for a foreign folder, not one per file
     total = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
     assert sum(e.size for e in cache_entries(tmp_path)) == total
+    (tmp_path / "embeddings" / "notes.txt").write_text("x")  # unknown things inside the cache folders
+    (tmp_path / "embeddings" / "0123456789abcdef").mkdir()  # a folder without meta.json
+    (tmp_path / "embeddings" / "0123456789abcdef" / "shard-1.npz").write_bytes(b"y")
+    others = sorted(e.name for e in cache_entries(tmp_path) if e.kind == "other")
+    assert others == ["0123456789abcdef", "bench", "notes.txt"]
 
 
 def test_reading_an_entry_marks_it_used(tmp_path):

@@ -17,6 +17,7 @@ lower column index: explicit, so a tie never depends on floating-point noise.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -103,8 +104,6 @@ _FITS_KEPT = 4
 
 
 def _fit_key(x: np.ndarray, task: np.ndarray, num_tasks: int, c: float) -> tuple:
-    import hashlib
-
     h = hashlib.blake2b(digest_size=16)
     for a in (x, task):
         h.update(str((a.dtype.str, a.shape)).encode())

@@ -109,28 +109,24 @@ def cache_entries(root: Path) -> list[CacheEntry]:
     """Every entry under the cache ``root``, oldest use first (see the module docstring)."""
     root = Path(root)
     out: list[CacheEntry] = []
-    seen: set[Path] = set()
-    emb = root / "embeddings"
+    emb, fitted, clusters = root / "embeddings", root / "embeddings" / "fitted", root / "clusters"
     for folder in sorted(emb.glob("*")) if emb.is_dir() else []:
-        if folder.is_dir() and folder.name != "fitted" and (folder / "meta.json").exists():
+        if folder.is_dir() and folder != fitted and (folder / "meta.json").exists():
             label, texts = _embedding_label(folder)
             out.append(CacheEntry("embeddings", [folder], label, texts, *_stat([folder])))
-            seen.add(folder)
-    for pkl in sorted((emb / "fitted").glob("*.pkl")) if (emb / "fitted").is_dir() else []:
+    for pkl in sorted(fitted.glob("*.pkl")) if fitted.is_dir() else []:
         out.append(CacheEntry("fitted", [pkl], "fitted encoder state (TF-IDF)", None, *_stat([pkl])))
-        seen.add(pkl)
-    clusters = root / "clusters"
     for npz in sorted(clusters.glob("*.npz")) if clusters.is_dir() else []:
-        paths = [npz] + ([npz.with_name(npz.name + ".json")] if npz.with_name(npz.name + ".json").exists() else [])
+        side = npz.with_name(npz.name + ".json")
+        paths = [npz, side] if side.exists() else [npz]
         out.append(CacheEntry("clusters", paths, _cluster_label(npz), None, *_stat(paths)))
-        seen.update(paths)
-    for top in sorted(root.iterdir()) if root.is_dir() else []:
-        if top.name not in ("embeddings", "clusters"):  # e.g. a benchmark's own folder: one line
-            out.append(CacheEntry("other", [top], "not a cache entry; left alone", None, *_stat([top])))
-            continue
-        for f in sorted(p for p in top.rglob("*") if p.is_file()):
-            if not any(f == s or s in f.parents for s in seen):
-                out.append(CacheEntry("other", [f], "not a cache entry; left alone", None, *_stat([f])))
+    # anything else, one line per unknown child of the root (e.g. a benchmark's own folder) or of
+    # the three cache folders (a stray file, an embeddings folder without meta.json)
+    known = {p for e in out for p in e.paths} | {emb, fitted, clusters}
+    for folder in (root, emb, fitted, clusters):
+        for child in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if child not in known:
+                out.append(CacheEntry("other", [child], "not a cache entry; left alone", None, *_stat([child])))
     return sorted(out, key=lambda e: e.last_used)
 
 
